@@ -1,0 +1,57 @@
+// Everything presd answers over HTTP and the WebSocket upgrade decision: routes, auth, per-IP
+// limits and the admin API. Beast-free: the transport hands in parsed requests.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "hub/bus_protocol.h"
+#include "hub/hub.h"
+#include "keys/key_ring.h"
+#include "ratelimit/limits.h"
+#include "store/store.h"
+#include "token/access_token.h"
+#include "app/admin_api.h"
+#include "transport/http_types.h"
+
+namespace presd::app {
+
+struct ApiSecrets {
+  std::string access_secret;  // HS256 secret of client access tokens
+  std::string admin_token;    // bearer token of /api/admin
+};
+
+class HttpApi final : public transport::Handler {
+ public:
+  HttpApi(Hub& hub, MembershipStore& store, KeyStore& key_store, KeyRing& keys, const Clock& clock,
+          ApiSecrets secrets);
+
+  void on_http(transport::HttpRequest request, transport::Responder respond) override;
+  WsAccept on_ws_upgrade(const transport::HttpRequest& request) override;
+  void on_ws_open(const std::shared_ptr<transport::WsConnection>& conn, std::shared_ptr<void> state) override;
+  void on_ws_message(const std::shared_ptr<transport::WsConnection>& conn, std::string_view text) override;
+  void on_ws_close(const std::shared_ptr<transport::WsConnection>& conn) override;
+
+  // Sweeps per-IP limiter memory; call about once a second.
+  void tick();
+  // While draining, new work is refused with 503 and /readyz reports not ready.
+  void set_draining() { draining_ = true; }
+
+ private:
+  void route(transport::HttpRequest& req, transport::Responder& respond);
+  void handle_actions(const transport::HttpRequest& req, transport::Responder respond);
+  void handle_inbox(const transport::HttpRequest& req, transport::Responder respond);
+  Result<AccessClaims> authenticate(const transport::HttpRequest& req, bool allow_query) const;
+
+  Hub& hub_;
+  BusProtocol bus_;
+  AdminApi admin_;
+  KeyRing& keys_;
+  const Clock& clock_;
+  ApiSecrets secrets_;
+  KeyedRateLimiter ip_limiter_;
+  bool draining_ = false;
+};
+
+}  // namespace presd::app

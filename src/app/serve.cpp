@@ -1,0 +1,166 @@
+// `presd serve`: wires the store, keys, hub and HTTP API to the network and runs until SIGTERM.
+// Threads: one I/O thread owns all state; a small pool does ES384 signing and verification.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <fstream>
+#include <thread>
+
+#include "app/commands.h"
+#include "app/data_dir.h"
+#include "app/http_api.h"
+#include "common/identifiers.h"
+#include "hub/hub.h"
+#include "keys/key_ring.h"
+#include "store/sqlite_store.h"
+#include "transport/server.h"
+
+namespace presd::app {
+namespace net = boost::asio;
+
+namespace {
+
+struct ServeOptions {
+  std::string data_dir = "./data";
+  std::string listen = "127.0.0.1:8080";
+  std::string port_file;
+  std::vector<std::string> tenants;
+  std::string log_level = "info";
+  unsigned crypto_threads = 0;  // 0 = hardware concurrency
+  int shutdown_grace_ms = 5000;
+  HubConfig hub;
+  transport::ServerConfig server;
+};
+
+void parse_listen(const std::string& listen, transport::ServerConfig& cfg) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) throw std::runtime_error("--listen must be ADDRESS:PORT");
+  cfg.bind_address = listen.substr(0, colon);
+  const int port = std::stoi(listen.substr(colon + 1));
+  if (port < 0 || port > 65535) throw std::runtime_error("--listen port out of range");
+  cfg.port = static_cast<std::uint16_t>(port);
+}
+
+// Expires presence and sweeps limiters every tick, on the I/O thread.
+void schedule_tick(net::steady_timer& timer, std::chrono::milliseconds every, std::function<void()> work) {
+  timer.expires_after(every);
+  timer.async_wait([&timer, every, work = std::move(work)](boost::system::error_code ec) {
+    if (ec) return;
+    work();
+    schedule_tick(timer, every, work);
+  });
+}
+
+int run(ServeOptions& o) {
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+  parse_listen(o.listen, o.server);
+
+  DataDir dir{o.data_dir};
+  dir.ensure();
+  SqliteStore store(dir.db_path());
+  KeyRing keys(store);
+  SystemClock clock;
+  for (const std::string& tag : o.tenants) {
+    if (!is_canonical_id_tag(tag)) throw std::runtime_error("--tenant " + tag + " is not a canonical id_tag");
+    if (Status s = keys.ensure_tenant(tag, clock.now_s()); !s)
+      throw std::runtime_error("tenant " + tag + ": " + s.error().message);
+  }
+  if (Status s = keys.load(); !s) throw std::runtime_error("loading keys: " + s.error().message);
+  ApiSecrets secrets{dir.access_secret(), dir.admin_token()};
+
+  net::io_context io(1);
+  const unsigned threads = o.crypto_threads ? o.crypto_threads : std::max(1u, std::thread::hardware_concurrency());
+  net::thread_pool crypto(threads);
+  Executors exec{[&crypto](Executors::Task t) { net::post(crypto, std::move(t)); },
+                 [&io](Executors::Task t) { net::post(io, std::move(t)); }};
+
+  Hub hub(o.hub, clock, store, keys, exec);
+  HttpApi api(hub, store, store, keys, clock, secrets);
+  transport::Server server(io, o.server, api);
+  server.start();
+
+  if (!o.port_file.empty()) {
+    std::ofstream(o.port_file + ".tmp") << server.port() << '\n';
+    std::rename((o.port_file + ".tmp").c_str(), o.port_file.c_str());
+  }
+  spdlog::info("presd listening on {}:{} (data {}, {} tenants, {} crypto threads, ttl {}s)",
+               o.server.bind_address, server.port(), o.data_dir, keys.tenants().size(), threads,
+               o.hub.freshness.ttl_s);
+
+  net::steady_timer ticker(io);
+  std::int64_t last_api_tick = 0;
+  schedule_tick(ticker, std::chrono::milliseconds(o.hub.expiry_tick_ms), [&] {
+    hub.tick();
+    if (clock.now_ms() - last_api_tick >= 1000) {
+      last_api_tick = clock.now_ms();
+      api.tick();
+    }
+  });
+
+  net::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: draining (grace {} ms)", sig, o.shutdown_grace_ms);
+    api.set_draining();
+    server.shutdown(std::chrono::milliseconds(o.shutdown_grace_ms), [&] {
+      ticker.cancel();
+      io.stop();
+    });
+  });
+
+  // A handler that throws is a bug; log it and keep serving the other connections.
+  for (;;) {
+    try {
+      io.run();
+      break;
+    } catch (const std::exception& e) {
+      spdlog::error("unhandled exception on the I/O thread: {}", e.what());
+    }
+  }
+  crypto.join();
+  const HubStats st = hub.stats();
+  spdlog::info("presd stopped ({} accepted, {} rejected, {} frames delivered)", st.accepted, st.rejected,
+               st.delivered_frames);
+  return 0;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& root) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App* cmd = root.add_subcommand("serve", "Run the presd server (HTTP + /ws/bus) until SIGTERM");
+  cmd->add_option("--data-dir", o->data_dir, "Data directory (SQLite store, secrets)")->capture_default_str();
+  cmd->add_option("--listen", o->listen, "Address and port to listen on (port 0 picks one)")->capture_default_str();
+  cmd->add_option("--port-file", o->port_file, "Write the bound port to this file once listening");
+  cmd->add_option("--tenant", o->tenants, "Host this id_tag (repeatable); a key is generated if it has none");
+  cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error")->capture_default_str();
+  cmd->add_option("--crypto-threads", o->crypto_threads, "Threads for ES384 work (0 = one per core)")->capture_default_str();
+  cmd->add_option("--shutdown-grace-ms", o->shutdown_grace_ms, "How long SIGTERM waits for connections")->capture_default_str();
+  cmd->add_option("--pres-ttl", o->hub.freshness.ttl_s, "Seconds a PRES stays live after its iat")->capture_default_str()->check(CLI::Range(1, 3600));
+  cmd->add_option("--max-skew", o->hub.freshness.max_skew_s, "Seconds an iat may lie in the future")->capture_default_str()->check(CLI::Range(0, 300));
+  cmd->add_option("--expiry-tick-ms", o->hub.expiry_tick_ms, "Resolution of presence expiry")->capture_default_str()->check(CLI::Range(10, 1000));
+  cmd->add_option("--max-subscriptions", o->hub.max_subscriptions_per_connection, "Subscriptions per connection")->capture_default_str();
+  auto& r = o->hub.rates;
+  cmd->add_option("--issuer-rate", r.issuer_rate_per_s, "PRES per second per issuer")->capture_default_str();
+  cmd->add_option("--issuer-burst", r.issuer_burst, "PRES burst per issuer")->capture_default_str();
+  cmd->add_option("--conn-rate", r.connection_rate_per_s, "PRES per second per connection")->capture_default_str();
+  cmd->add_option("--conn-burst", r.connection_burst, "PRES burst per connection")->capture_default_str();
+  cmd->add_option("--ip-rate", r.ip_rate_per_s, "HTTP PRES requests per second per source IP")->capture_default_str();
+  cmd->add_option("--ip-burst", r.ip_burst, "HTTP PRES burst per source IP")->capture_default_str();
+  cmd->add_option("--same-state-interval-ms", r.same_state_interval_ms,
+                  "Minimum ms between two PRES with the same issuer, context and subtype")->capture_default_str();
+  cmd->add_option("--max-body-bytes", o->server.max_body_bytes, "HTTP body limit")->capture_default_str();
+  cmd->add_option("--max-ws-message-bytes", o->server.max_ws_message_bytes, "WebSocket message limit (close 1009)")->capture_default_str();
+  cmd->callback([o] {
+    const int rc = run(*o);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace presd::app

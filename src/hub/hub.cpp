@@ -1,0 +1,284 @@
+#include "hub/hub.h"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include "common/identifiers.h"
+#include "hub/frames.h"
+
+namespace presd {
+
+struct Hub::ConnState {
+  std::shared_ptr<Connection> conn;
+  std::string user;
+  std::unordered_set<std::string> contexts;
+  TokenBucket pres_quota;
+  TokenBucket command_quota;
+};
+
+Hub::Hub(HubConfig config, const Clock& clock, MembershipStore& store, KeyRing& keys, Executors exec)
+    : config_(std::move(config)),
+      clock_(clock),
+      access_(store),
+      keys_(keys),
+      exec_(std::move(exec)),
+      presence_(config_.expiry_tick_ms, config_.freshness.ttl_s * 1000 + 2 * config_.expiry_tick_ms),
+      issuer_limiter_(config_.rates.issuer_rate_per_s, config_.rates.issuer_burst),
+      same_state_limiter_(config_.rates.same_state_interval_ms) {
+  unsigned char nonce[6];
+  RAND_bytes(nonce, sizeof nonce);
+  static const char* hex = "0123456789abcdef";
+  for (unsigned char c : nonce) {
+    frame_prefix_ += hex[c >> 4];
+    frame_prefix_ += hex[c & 15];
+  }
+  frame_prefix_ += '-';
+}
+
+Hub::~Hub() { *alive_ = false; }
+
+std::string Hub::next_frame_id() { return frame_prefix_ + std::to_string(++frame_seq_); }
+
+std::string Hub::interval_key(const PresClaims& c) {
+  std::string key;
+  key.reserve(c.iss.size() + c.sub.size() + c.subtype.size() + 2);
+  key += c.iss;
+  key += '\n';
+  key += c.sub;
+  key += '\n';
+  key += c.subtype;
+  return key;
+}
+
+// ---- connections -------------------------------------------------------------------------
+
+void Hub::attach(const std::shared_ptr<Connection>& conn, std::string user) {
+  users_[user].insert(conn.get());
+  conns_[conn.get()] = std::make_unique<ConnState>(ConnState{
+      conn, std::move(user), {},
+      TokenBucket(config_.rates.connection_rate_per_s, config_.rates.connection_burst, clock_.now_ms()),
+      TokenBucket(config_.command_rate_per_s, config_.command_burst, clock_.now_ms())});
+}
+
+void Hub::detach(const Connection& conn) {
+  auto it = conns_.find(&conn);
+  if (it == conns_.end()) return;
+  ConnState& st = *it->second;
+  for (const auto& ctx : st.contexts) {
+    auto s = subscribers_.find(ctx);
+    if (s == subscribers_.end()) continue;
+    s->second.erase(&conn);
+    if (s->second.empty()) subscribers_.erase(s);
+  }
+  if (auto u = users_.find(st.user); u != users_.end()) {
+    u->second.erase(&conn);
+    if (u->second.empty()) users_.erase(u);
+  }
+  conns_.erase(it);
+}
+
+const std::string* Hub::user_of(const Connection& conn) const {
+  auto it = conns_.find(&conn);
+  return it == conns_.end() ? nullptr : &it->second->user;
+}
+
+Result<std::vector<std::shared_ptr<const std::string>>> Hub::subscribe(const Connection& conn,
+                                                                      const std::string& context) {
+  auto it = conns_.find(&conn);
+  if (it == conns_.end()) return Error(ErrorCode::internal, "connection not attached");
+  ConnState& st = *it->second;
+  if (!is_valid_context_id(context)) return Error(ErrorCode::bad_request, "invalid context id");
+  if (!st.contexts.contains(context) && st.contexts.size() >= config_.max_subscriptions_per_connection)
+    return Error(ErrorCode::too_many_subscriptions,
+                 "at most " + std::to_string(config_.max_subscriptions_per_connection) +
+                     " subscriptions per connection");
+  if (Status s = access_.check(context, st.user, Access::subscribe); !s) return s.error();
+  st.contexts.insert(context);
+  subscribers_[context].insert(&conn);
+
+  std::vector<std::shared_ptr<const std::string>> snapshot;
+  for (const PresenceState* p : presence_.snapshot(context, st.user, clock_.now_ms()))
+    snapshot.push_back(p->frame);
+  return snapshot;
+}
+
+Status Hub::unsubscribe(const Connection& conn, const std::string& context) {
+  auto it = conns_.find(&conn);
+  if (it == conns_.end()) return Error(ErrorCode::internal, "connection not attached");
+  if (it->second->contexts.erase(context) == 0)
+    return Error(ErrorCode::not_found, "not subscribed to this context");
+  auto s = subscribers_.find(context);
+  if (s != subscribers_.end()) {
+    s->second.erase(&conn);
+    if (s->second.empty()) subscribers_.erase(s);
+  }
+  return {};
+}
+
+std::int64_t Hub::take_pres_quota(const Connection& conn) {
+  auto it = conns_.find(&conn);
+  return it == conns_.end() ? 1000 : it->second->pres_quota.try_take(clock_.now_ms());
+}
+
+std::int64_t Hub::take_command_quota(const Connection& conn) {
+  auto it = conns_.find(&conn);
+  return it == conns_.end() ? 1000 : it->second->command_quota.try_take(clock_.now_ms());
+}
+
+void Hub::on_access_revoked(const std::string& context, const std::string& user) {
+  auto u = users_.find(user);
+  if (u == users_.end()) return;
+  const std::vector<const Connection*> conns(u->second.begin(), u->second.end());
+  for (const Connection* c : conns) {
+    if (!unsubscribe(*c, context)) continue;
+    auto frame = std::make_shared<const std::string>(
+        frames::unsubscribed_frame(next_frame_id(), context, "access_revoked"));
+    conns_.at(c)->conn->send(frame);
+  }
+}
+
+// ---- admission -----------------------------------------------------------------------------
+
+// Every check that costs microseconds, in order of cost, before any signature work. Issuer
+// quotas are only checked here; they are consumed in commit() once the signature is proven,
+// so forged tokens naming someone else cannot spend that someone's quota.
+Result<Hub::Admission> Hub::admit(const PresClaims& c, const std::string* signature) {
+  const std::int64_t now = clock_.now_ms();
+  if (Status s = check_freshness(c, now, config_.freshness); !s) return s.error();
+  if (signature && replay_.seen(*signature))
+    return Error(ErrorCode::token_duplicate, "this token was already accepted");
+  if (std::int64_t wait = issuer_limiter_.check(c.iss, now); wait > 0)
+    return Error(ErrorCode::rate_limited, "too many PRES from " + c.iss, wait);
+  if (std::int64_t wait = same_state_limiter_.check(interval_key(c), now); wait > 0)
+    return Error(ErrorCode::rate_limited, "same state repeated too soon", wait);
+  if (Status s = access_.check(c.sub, c.iss, Access::send); !s) return s.error();
+  if (c.aud) {
+    Status s = access_.check(c.sub, *c.aud, Access::receive);
+    if (!s) {
+      if (s.code() == ErrorCode::access_denied)
+        return Error(ErrorCode::audience_no_access, *c.aud + " has no access to " + c.sub);
+      return s.error();
+    }
+  }
+  return Admission{expires_at_ms(c, config_.freshness)};
+}
+
+void Hub::reject(const Done& done, Error error) {
+  ++stats_.rejected;
+  SPDLOG_DEBUG("PRES rejected: {} {}", to_string(error.code), error.message);
+  done(std::move(error));
+}
+
+void Hub::submit_token(std::string compact, Done done) {
+  auto parsed = parse_pres_token(compact, config_.token_limits);
+  if (!parsed) return reject(done, parsed.error());
+  const PresClaims& c = parsed->claims;
+  if (auto adm = admit(c, &parsed->signature); !adm) return reject(done, adm.error());
+  const TenantKey* key = keys_.find(c.iss, c.k);
+  if (!key) return reject(done, Error(ErrorCode::token_unknown_key, "no key " + c.k + " for " + c.iss));
+
+  auto token = std::make_shared<PresToken>(std::move(parsed.value()));
+  exec_.crypto([this, alive = alive_, token, pub = key->public_key, done = std::move(done)]() mutable {
+    const bool valid = pub.verify(token->signing_input(), token->signature);
+    exec_.home([this, alive = std::move(alive), token, valid, done = std::move(done)] {
+      if (!*alive) return;
+      if (!valid) return reject(done, Error(ErrorCode::token_bad_signature, "ES384 signature does not verify"));
+      auto result = commit(std::move(*token));
+      if (!result) return reject(done, result.error());
+      done(std::move(result));
+    });
+  });
+}
+
+void Hub::submit_request(const std::string& user, PresRequest req, Done done) {
+  const TenantKey* key = keys_.signing_key(user);
+  if (!key) return reject(done, Error(ErrorCode::issuer_not_hosted, user + " is not hosted here"));
+  PresClaims c;
+  c.iss = user;
+  c.k = key->key_id;
+  c.subtype = std::move(req.subtype);
+  c.sub = std::move(req.subject);
+  c.aud = std::move(req.audience);
+  c.content_json = std::move(req.content_json);
+  c.iat = clock_.now_s();
+  // Reject bad fields before paying for a signature: sign, then parse, would waste ~0.5 ms.
+  if (Status s = validate_pres_claims(c, config_.token_limits); !s) return reject(done, s.error());
+  if (auto adm = admit(c, nullptr); !adm) return reject(done, adm.error());
+
+  exec_.crypto([this, alive = alive_, c = std::move(c), priv = key->private_key, done = std::move(done)]() mutable {
+    std::string jwt = sign_pres_token(c, priv);
+    exec_.home([this, alive = std::move(alive), jwt = std::move(jwt), done = std::move(done)]() mutable {
+      if (!*alive) return;
+      auto parsed = parse_pres_token(jwt, config_.token_limits);
+      if (!parsed) return reject(done, Error(ErrorCode::internal, "signed token does not parse"));
+      auto result = commit(std::move(parsed.value()));
+      if (!result) return reject(done, result.error());
+      done(std::move(result));
+    });
+  });
+}
+
+// Back on the hub thread with a proven signature: state that changed while the signature was
+// checked (a concurrent copy, spent quota) is checked again, then the state is stored and sent.
+Result<Accepted> Hub::commit(PresToken token) {
+  const PresClaims& c = token.claims;
+  const std::int64_t now = clock_.now_ms();
+  const std::int64_t expires = expires_at_ms(c, config_.freshness);
+  if (replay_.seen(token.signature)) return Error(ErrorCode::token_duplicate, "this token was already accepted");
+  if (std::int64_t wait = issuer_limiter_.try_take(c.iss, now); wait > 0)
+    return Error(ErrorCode::rate_limited, "too many PRES from " + c.iss, wait);
+  if (std::int64_t wait = same_state_limiter_.try_take(interval_key(c), now); wait > 0)
+    return Error(ErrorCode::rate_limited, "same state repeated too soon", wait);
+  if (!replay_.remember(token.signature, expires, now))
+    return Error(ErrorCode::unavailable, "replay filter full");
+
+  auto data = std::make_shared<const std::string>(frames::action_data(c, expires));
+  PresenceState state{c.sub, c.iss, c.subtype, c.aud, c.iat, expires, data};
+  Accepted accepted{std::move(token.compact), c, expires, false};
+  if (!presence_.upsert(std::move(state), now)) {
+    accepted.superseded = true;
+    return accepted;
+  }
+  ++stats_.accepted;
+  SPDLOG_DEBUG("PRES {} from {} in {} accepted", c.subtype, c.iss, c.sub);
+  deliver(std::make_shared<const std::string>(frames::action_frame(next_frame_id(), *data)), c.sub, c.aud);
+  return accepted;
+}
+
+void Hub::deliver(const std::shared_ptr<const std::string>& frame, const std::string& context,
+                  const std::optional<std::string>& audience) {
+  const auto& index = audience ? users_ : subscribers_;
+  auto it = index.find(audience ? *audience : context);
+  if (it == index.end()) return;
+  // Copy first: a send may close a slow connection and re-enter detach().
+  const std::vector<const Connection*> targets(it->second.begin(), it->second.end());
+  for (const Connection* c : targets) {
+    auto st = conns_.find(c);
+    if (st == conns_.end()) continue;
+    if (st->second->conn->send(frame)) ++stats_.delivered_frames;
+  }
+}
+
+void Hub::tick() {
+  const std::int64_t now = clock_.now_ms();
+  for (PresenceState& s : presence_.expire(now)) {
+    ++stats_.expired;
+    deliver(std::make_shared<const std::string>(frames::expired_frame(next_frame_id(), s)), s.context, s.audience);
+  }
+  if (now - last_sweep_ms_ >= 1000) {
+    last_sweep_ms_ = now;
+    issuer_limiter_.sweep(now);
+    same_state_limiter_.sweep(now);
+    replay_.sweep(now);
+  }
+}
+
+HubStats Hub::stats() const {
+  HubStats s = stats_;
+  s.connections = conns_.size();
+  for (const auto& [ctx, subs] : subscribers_) s.subscriptions += subs.size();
+  s.presence_states = presence_.size();
+  return s;
+}
+
+}  // namespace presd

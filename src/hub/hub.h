@@ -1,0 +1,134 @@
+// The PRES core of one instance: admits tokens (cheap checks first, the ES384 work off the I/O
+// thread), keeps the presence table, and fans frames out to subscribed connections.
+// Single-threaded like Redis' pubsub.c: every method runs on the hub's (I/O) thread; only the
+// signature work is posted to the crypto executor and comes back through the home executor.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "keys/key_ring.h"
+#include "membership/access.h"
+#include "presence/presence_table.h"
+#include "ratelimit/limits.h"
+#include "token/pres_token.h"
+#include "transport/http_types.h"
+
+namespace presd {
+
+struct HubConfig {
+  Freshness freshness;
+  TokenLimits token_limits;
+  RateLimitConfig rates;
+  std::size_t max_subscriptions_per_connection = 256;
+  // Every /ws/bus frame (any command) spends from this per-connection bucket; `pres` also
+  // spends from RateLimitConfig::connection_*.
+  double command_rate_per_s = 50, command_burst = 200;
+  std::int64_t expiry_tick_ms = 100;
+};
+
+struct Executors {
+  using Task = std::function<void()>;
+  std::function<void(Task)> crypto;  // runs CPU-heavy signing/verification (a thread pool)
+  std::function<void(Task)> home;    // back onto the hub's thread
+};
+
+// A PRES the server signs for a hosted user (WebSocket `pres` with fields, POST /api/actions).
+struct PresRequest {
+  std::string subtype;
+  std::string subject;
+  std::optional<std::string> audience;
+  std::optional<std::string> content_json;  // a JSON object, serialized
+};
+
+struct Accepted {
+  std::string token;
+  PresClaims claims;
+  std::int64_t expires_at_ms = 0;
+  bool superseded = false;  // valid, but an equal-or-newer state is held: not delivered
+};
+
+struct HubStats {
+  std::size_t connections = 0, subscriptions = 0, presence_states = 0;
+  std::uint64_t accepted = 0, rejected = 0, delivered_frames = 0, expired = 0;
+};
+
+class Hub {
+ public:
+  using Done = std::function<void(Result<Accepted>)>;
+  using Connection = transport::WsConnection;
+
+  Hub(HubConfig config, const Clock& clock, MembershipStore& store, KeyRing& keys, Executors exec);
+  ~Hub();
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  // Connections. `user` is the authenticated id_tag.
+  void attach(const std::shared_ptr<Connection>& conn, std::string user);
+  void detach(const Connection& conn);
+  const std::string* user_of(const Connection& conn) const;
+
+  // Access-checked; on success returns the snapshot: ACTION `data` objects, JSON-serialized.
+  Result<std::vector<std::shared_ptr<const std::string>>> subscribe(const Connection& conn,
+                                                                   const std::string& context);
+  Status unsubscribe(const Connection& conn, const std::string& context);
+  // Per-connection limits: 0 if allowed, else the retry-after in ms.
+  std::int64_t take_pres_quota(const Connection& conn);
+  std::int64_t take_command_quota(const Connection& conn);
+
+  // A token signed elsewhere (WebSocket `pres` {token}, POST /api/inbox).
+  void submit_token(std::string compact, Done done);
+  // Signed here with `user`'s newest key.
+  void submit_request(const std::string& user, PresRequest request, Done done);
+
+  // Expires due presence (sending PRES_EXPIRED) and sweeps limiter memory. Call every tick.
+  void tick();
+  // A membership was revoked: the user's connections stop receiving the context.
+  void on_access_revoked(const std::string& context, const std::string& user);
+
+  HubStats stats() const;
+  const HubConfig& config() const { return config_; }
+
+ private:
+  struct ConnState;
+  struct Admission {
+    std::int64_t expires_at_ms;
+  };
+
+  Result<Admission> admit(const PresClaims& claims, const std::string* signature);
+  Result<Accepted> commit(PresToken token);
+  void deliver(const std::shared_ptr<const std::string>& frame, const std::string& context,
+               const std::optional<std::string>& audience);
+  void reject(const Done& done, Error error);
+  std::string next_frame_id();
+  static std::string interval_key(const PresClaims& c);
+
+  HubConfig config_;
+  const Clock& clock_;
+  AccessChecker access_;
+  KeyRing& keys_;
+  Executors exec_;
+  PresenceTable presence_;
+  KeyedRateLimiter issuer_limiter_;
+  MinIntervalLimiter same_state_limiter_;
+  ReplayFilter replay_;
+
+  std::unordered_map<const Connection*, std::unique_ptr<ConnState>> conns_;
+  std::unordered_map<std::string, std::unordered_set<const Connection*>> users_;
+  std::unordered_map<std::string, std::unordered_set<const Connection*>> subscribers_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards callbacks after ~Hub
+  std::uint64_t frame_seq_ = 0;
+  std::string frame_prefix_;
+  std::int64_t last_sweep_ms_ = 0;
+  HubStats stats_;
+};
+
+}  // namespace presd

@@ -1,0 +1,80 @@
+// Rate limits: token buckets keyed by a string (issuer, connection, IP), a minimum interval per
+// key (typing: one per issuer+context+subtype per 3 s), and a replay filter. All plain
+// single-threaded C++ driven by an explicit clock, so they are exact under test.
+// A refusal is a positive retry-after in milliseconds; 0 means allowed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace presd {
+
+class TokenBucket {
+ public:
+  TokenBucket(double rate_per_s, double burst, std::int64_t now_ms);
+  // Takes `cost` tokens if available: 0. Otherwise ms until they will be.
+  std::int64_t try_take(std::int64_t now_ms, double cost = 1.0);
+  bool full(std::int64_t now_ms) const;
+
+ private:
+  double rate_per_ms_;
+  double burst_;
+  double tokens_;
+  std::int64_t last_ms_;
+};
+
+class KeyedRateLimiter {
+ public:
+  // max_keys bounds memory: when reached, full (idle) buckets are swept; if still full, the
+  // request is refused with a 1 s retry (fail closed under a key flood).
+  KeyedRateLimiter(double rate_per_s, double burst, std::size_t max_keys = 1'000'000);
+  std::int64_t try_take(std::string_view key, std::int64_t now_ms, double cost = 1.0);
+  void sweep(std::int64_t now_ms);  // drops buckets that refilled completely
+  std::size_t size() const { return buckets_.size(); }
+
+ private:
+  double rate_, burst_;
+  std::size_t max_keys_;
+  std::unordered_map<std::string, TokenBucket> buckets_;
+};
+
+class MinIntervalLimiter {
+ public:
+  explicit MinIntervalLimiter(std::int64_t interval_ms, std::size_t max_keys = 1'000'000);
+  std::int64_t try_take(std::string_view key, std::int64_t now_ms);
+  void sweep(std::int64_t now_ms);  // drops keys whose interval has passed
+  std::size_t size() const { return last_.size(); }
+
+ private:
+  std::int64_t interval_ms_;
+  std::size_t max_keys_;
+  std::unordered_map<std::string, std::int64_t> last_;
+};
+
+// Remembers accepted tokens (by their raw signature, unique per ECDSA signature) until they
+// expire, so a replay is dropped before any signature work.
+class ReplayFilter {
+ public:
+  explicit ReplayFilter(std::size_t max_entries = 1'000'000);
+  bool seen(std::string_view signature) const;
+  // false if the filter is full even after sweeping (caller decides; presd refuses with 503).
+  bool remember(std::string_view signature, std::int64_t expires_at_ms, std::int64_t now_ms);
+  void sweep(std::int64_t now_ms);
+  std::size_t size() const { return expiry_.size(); }
+
+ private:
+  std::size_t max_entries_;
+  std::unordered_map<std::string, std::int64_t> expiry_;
+};
+
+// Defaults documented in docs/limits.md.
+struct RateLimitConfig {
+  double issuer_rate_per_s = 10, issuer_burst = 20;          // PRES per issuer id_tag
+  double connection_rate_per_s = 5, connection_burst = 20;   // frames per WebSocket connection
+  double ip_rate_per_s = 100, ip_burst = 200;                // inbox / REST per source IP
+  std::int64_t same_state_interval_ms = 3000;  // same (issuer, context, subtype) forwarded at most this often
+};
+
+}  // namespace presd

@@ -1,0 +1,51 @@
+// The HTTP + WebSocket listener (Boost.Beast over Asio). Owns sockets, parsing, size limits,
+// timeouts, keep-alive pings and graceful close; everything else goes to a transport::Handler.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "transport/http_types.h"
+
+namespace boost::asio { class io_context; }
+
+namespace presd::transport {
+
+struct ServerConfig {
+  std::string bind_address = "127.0.0.1";
+  std::uint16_t port = 8080;             // 0 = pick a free port (see Server::port())
+  std::size_t max_body_bytes = 64 * 1024;       // 413 payload_too_large beyond
+  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_ws_message_bytes = 16 * 1024;  // close 1009 beyond
+  std::size_t max_ws_queue_bytes = 1 << 20;      // per connection; slow consumer closed beyond
+  std::chrono::seconds http_read_timeout{10};     // slowloris guard for headers + body
+  std::chrono::seconds http_idle_timeout{30};     // keep-alive
+  std::chrono::seconds ws_ping_interval{30};
+  std::size_t max_connections = 200'000;
+};
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, ServerConfig config, Handler& handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts accepting. Throws std::system_error on bind failure (an edge).
+  void start();
+  std::uint16_t port() const;  // the bound port
+  // Graceful: stop accepting, close WebSockets with 1001 "going away", let in-flight HTTP
+  // responses finish; `done` runs (on the I/O thread) when every connection is gone or after
+  // `grace`, whichever is first.
+  void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
+  std::size_t connection_count() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace presd::transport
