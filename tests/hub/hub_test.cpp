@@ -1,0 +1,391 @@
+// The hub without sockets: real store, keys and crypto; connections are recorders; the crypto
+// and home executors run tasks inline so every call completes before it returns.
+#include "hub/hub.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "hub/bus_protocol.h"
+#include "store/sqlite_store.h"
+
+namespace presd {
+namespace {
+
+namespace json = boost::json;
+
+class RecordingConnection final : public transport::WsConnection {
+ public:
+  explicit RecordingConnection(std::uint64_t id) : id_(id) {}
+  bool send(std::shared_ptr<const std::string> frame) override {
+    frames.push_back(json::parse(*frame).as_object());
+    return true;
+  }
+  void close(std::uint16_t code, std::string) override { closed_with = code; }
+  std::uint64_t id() const override { return id_; }
+  const std::string& remote_ip() const override { return ip_; }
+
+  // Frames with this cmd, removed from the record.
+  std::vector<json::object> take(std::string_view cmd) {
+    std::vector<json::object> out, rest;
+    for (auto& f : frames) (f.at("cmd").as_string() == cmd ? out : rest).push_back(std::move(f));
+    frames = std::move(rest);
+    return out;
+  }
+
+  std::vector<json::object> frames;
+  int closed_with = 0;
+
+ private:
+  std::uint64_t id_;
+  std::string ip_ = "127.0.0.1";
+};
+
+constexpr const char* kConv = "a1~AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+class HubTest : public ::testing::Test {
+ protected:
+  HubTest() : store_(":memory:"), keys_(store_) {
+    for (const char* t : {"alice.test", "bob.test", "carol.test", "dave.test", "eve.test"})
+      EXPECT_TRUE(keys_.ensure_tenant(t, clock_.now_s()).ok());
+    EXPECT_TRUE(store_.create_context(Context{kConv, "bob.test", "bob.test", clock_.now_s()}).ok());
+    EXPECT_TRUE(store_.grant(kConv, "alice.test", Role::member).ok());
+    EXPECT_TRUE(store_.grant(kConv, "carol.test", Role::member).ok());
+    EXPECT_TRUE(store_.grant(kConv, "dave.test", Role::observer).ok());
+    config_.freshness.ttl_s = 30;
+    hub_ = std::make_unique<Hub>(config_, clock_, store_, keys_,
+                                 Executors{[](Executors::Task t) { t(); }, [](Executors::Task t) { t(); }});
+  }
+
+  std::shared_ptr<RecordingConnection> connect(const std::string& user) {
+    auto c = std::make_shared<RecordingConnection>(++next_id_);
+    hub_->attach(c, user);
+    return c;
+  }
+
+  PresClaims claims(const std::string& iss, const std::string& subtype, std::optional<std::string> aud = {}) {
+    PresClaims c;
+    c.iss = iss;
+    c.k = keys_.signing_key(iss)->key_id;
+    c.subtype = subtype;
+    c.sub = kConv;
+    c.aud = std::move(aud);
+    c.iat = clock_.now_s();
+    return c;
+  }
+
+  std::string sign(const PresClaims& c) { return sign_pres_token(c, keys_.signing_key(c.iss)->private_key); }
+
+  Result<Accepted> submit(std::string token) {
+    std::optional<Result<Accepted>> out;
+    hub_->submit_token(std::move(token), [&](Result<Accepted> r) { out.emplace(std::move(r)); });
+    EXPECT_TRUE(out.has_value());
+    return std::move(*out);
+  }
+
+  Result<Accepted> request(const std::string& user, const std::string& subtype, std::optional<std::string> aud = {}) {
+    std::optional<Result<Accepted>> out;
+    hub_->submit_request(user, PresRequest{subtype, kConv, std::move(aud), std::nullopt},
+                         [&](Result<Accepted> r) { out.emplace(std::move(r)); });
+    EXPECT_TRUE(out.has_value());
+    return std::move(*out);
+  }
+
+  ManualClock clock_{1'800'000'000'000};
+  SqliteStore store_;
+  KeyRing keys_;
+  HubConfig config_;
+  std::unique_ptr<Hub> hub_;
+  std::uint64_t next_id_ = 0;
+};
+
+TEST_F(HubTest, TypingReachesEverySubscribedMemberAndOnlyThem) {
+  auto bob1 = connect("bob.test"), bob2 = connect("bob.test"), carol = connect("carol.test");
+  auto carol_unsubscribed = connect("carol.test"), eve = connect("eve.test");
+  for (auto* c : {bob1.get(), bob2.get(), carol.get()}) ASSERT_TRUE(hub_->subscribe(*c, kConv).ok());
+
+  auto r = request("alice.test", "TYPING");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  for (auto* c : {bob1.get(), bob2.get(), carol.get()}) {
+    auto got = c->take("ACTION");
+    ASSERT_EQ(got.size(), 1u);
+    const auto& data = got[0].at("data").as_object();
+    EXPECT_EQ(data.at("subType").as_string(), "TYPING");
+    EXPECT_EQ(data.at("issuer").at("idTag").as_string(), "alice.test");
+    EXPECT_EQ(data.at("subject").as_string(), kConv);
+    EXPECT_TRUE(data.at("audience").is_null());
+    EXPECT_TRUE(data.at("actionId").is_null());
+  }
+  EXPECT_TRUE(carol_unsubscribed->frames.empty());
+  EXPECT_TRUE(eve->frames.empty());
+  EXPECT_EQ(hub_->stats().delivered_frames, 3u);
+}
+
+TEST_F(HubTest, AudienceReachesOnlyThatUser) {
+  auto bob = connect("bob.test"), carol = connect("carol.test"), carol_other = connect("carol.test");
+  ASSERT_TRUE(hub_->subscribe(*bob, kConv).ok());
+  ASSERT_TRUE(hub_->subscribe(*carol, kConv).ok());
+  ASSERT_TRUE(request("alice.test", "TYPING", "carol.test").ok());
+  EXPECT_TRUE(bob->frames.empty());
+  auto got = carol->take("ACTION");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].at("data").at("audience").at("idTag").as_string(), "carol.test");
+  EXPECT_EQ(carol_other->take("ACTION").size(), 1u);  // every connection of the aud user
+}
+
+TEST_F(HubTest, AudienceWithoutAccessIsRefused) {
+  auto r = request("alice.test", "TYPING", "eve.test");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), ErrorCode::audience_no_access);
+}
+
+TEST_F(HubTest, NonMembersAreRefusedBothWays) {
+  auto eve = connect("eve.test");
+  auto sub = hub_->subscribe(*eve, kConv);
+  ASSERT_FALSE(sub.ok());
+  EXPECT_EQ(sub.code(), ErrorCode::access_denied);
+  auto r = request("eve.test", "TYPING");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), ErrorCode::access_denied);
+}
+
+TEST_F(HubTest, ObserverMaySubscribeButNotSend) {
+  auto dave = connect("dave.test");
+  EXPECT_TRUE(hub_->subscribe(*dave, kConv).ok());
+  auto r = request("dave.test", "TYPING");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), ErrorCode::access_denied);
+}
+
+TEST_F(HubTest, UnknownContextIsRefused) {
+  auto bob = connect("bob.test");
+  auto sub = hub_->subscribe(*bob, "a1~BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB");
+  ASSERT_FALSE(sub.ok());
+  EXPECT_EQ(sub.code(), ErrorCode::context_unknown);
+}
+
+TEST_F(HubTest, ExpiryEventArrivesAtTtlAndSnapshotEmpties) {
+  auto bob = connect("bob.test");
+  ASSERT_TRUE(hub_->subscribe(*bob, kConv).ok());
+  ASSERT_TRUE(request("alice.test", "TYPING").ok());
+  bob->take("ACTION");
+
+  clock_.advance_ms(29'000);
+  hub_->tick();
+  EXPECT_TRUE(bob->take("PRES_EXPIRED").empty());
+  auto snap = hub_->subscribe(*bob, kConv);
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->size(), 1u);
+
+  clock_.advance_ms(1'000 + config_.expiry_tick_ms);
+  hub_->tick();
+  auto expired = bob->take("PRES_EXPIRED");
+  ASSERT_EQ(expired.size(), 1u);
+  const auto& data = expired[0].at("data").as_object();
+  EXPECT_EQ(data.at("subType").as_string(), "TYPING");
+  EXPECT_EQ(data.at("issuer").at("idTag").as_string(), "alice.test");
+  EXPECT_EQ(data.at("subject").as_string(), kConv);
+  snap = hub_->subscribe(*bob, kConv);
+  ASSERT_TRUE(snap.ok());
+  EXPECT_TRUE(snap->empty());
+}
+
+TEST_F(HubTest, SnapshotCarriesLiveStatesInActionShape) {
+  ASSERT_TRUE(request("alice.test", "ONLINE").ok());
+  ASSERT_TRUE(request("carol.test", "TYPING").ok());
+  clock_.advance_ms(10);
+  ASSERT_TRUE(request("alice.test", "AWAY").ok());  // replaces ONLINE: same status slot
+  auto bob = connect("bob.test");
+  auto snap = hub_->subscribe(*bob, kConv);
+  ASSERT_TRUE(snap.ok());
+  std::multiset<std::string> seen;
+  for (const auto& d : *snap) {
+    auto o = json::parse(*d).as_object();
+    seen.insert(std::string(o.at("issuer").at("idTag").as_string()) + ":" + std::string(o.at("subType").as_string()));
+  }
+  EXPECT_EQ(seen, (std::multiset<std::string>{"alice.test:AWAY", "carol.test:TYPING"}));
+}
+
+TEST_F(HubTest, ReplayedTokenIsDuplicate) {
+  const std::string token = sign(claims("alice.test", "TYPING"));
+  ASSERT_TRUE(submit(token).ok());
+  auto again = submit(token);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.code(), ErrorCode::token_duplicate);
+}
+
+TEST_F(HubTest, SameStateWithinIntervalIsRateLimited) {
+  ASSERT_TRUE(request("alice.test", "TYPING").ok());
+  clock_.advance_ms(1000);
+  auto r = request("alice.test", "TYPING");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), ErrorCode::rate_limited);
+  EXPECT_GT(r.error().retry_after_ms, 0);
+  EXPECT_LE(r.error().retry_after_ms, 2000);
+  EXPECT_TRUE(request("alice.test", "ONLINE").ok());  // another subtype is another state
+  clock_.advance_ms(2000);
+  EXPECT_TRUE(request("alice.test", "TYPING").ok());
+}
+
+TEST_F(HubTest, ForgedTokensDoNotSpendTheIssuersQuota) {
+  // Signed by carol's key but claiming alice's key id: a forgery of alice.
+  PresClaims c = claims("alice.test", "TYPING");
+  const std::string forged = sign_pres_token(c, keys_.signing_key("carol.test")->private_key);
+  for (int i = 0; i < 5; ++i) {
+    auto r = submit(forged);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.code(), ErrorCode::token_bad_signature);
+  }
+  EXPECT_TRUE(submit(sign(c)).ok());
+}
+
+TEST_F(HubTest, UnknownKeyIsRefused) {
+  PresClaims c = claims("alice.test", "TYPING");
+  c.k = "990101";
+  auto r = submit(sign_pres_token(c, keys_.signing_key("alice.test")->private_key));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), ErrorCode::token_unknown_key);
+}
+
+TEST_F(HubTest, StaleAndFutureTokensAreRefused) {
+  PresClaims old = claims("alice.test", "TYPING");
+  old.iat -= 31;
+  auto r = submit(sign(old));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), ErrorCode::token_expired);
+  PresClaims future = claims("alice.test", "TYPING");
+  future.iat += 60;
+  r = submit(sign(future));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), ErrorCode::token_not_yet_valid);
+}
+
+TEST_F(HubTest, OlderStateIsSupersededNotDelivered) {
+  auto bob = connect("bob.test");
+  ASSERT_TRUE(hub_->subscribe(*bob, kConv).ok());
+  PresClaims older = claims("alice.test", "ONLINE");
+  older.iat -= 5;
+  ASSERT_TRUE(request("alice.test", "AWAY").ok());
+  bob->take("ACTION");
+  auto r = submit(sign(older));
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->superseded);
+  EXPECT_TRUE(bob->take("ACTION").empty());
+}
+
+TEST_F(HubTest, RevokedMemberStopsReceiving) {
+  auto carol = connect("carol.test");
+  ASSERT_TRUE(hub_->subscribe(*carol, kConv).ok());
+  ASSERT_TRUE(store_.revoke(kConv, "carol.test").ok());
+  hub_->on_access_revoked(kConv, "carol.test");
+  auto notice = carol->take("UNSUBSCRIBED");
+  ASSERT_EQ(notice.size(), 1u);
+  EXPECT_EQ(notice[0].at("data").at("reason").as_string(), "access_revoked");
+  ASSERT_TRUE(request("alice.test", "TYPING").ok());
+  EXPECT_TRUE(carol->take("ACTION").empty());
+}
+
+TEST_F(HubTest, SubscriptionCapIsEnforced) {
+  config_.max_subscriptions_per_connection = 1;
+  hub_ = std::make_unique<Hub>(config_, clock_, store_, keys_,
+                               Executors{[](Executors::Task t) { t(); }, [](Executors::Task t) { t(); }});
+  auto bob = connect("bob.test");
+  ASSERT_TRUE(hub_->subscribe(*bob, kConv).ok());
+  ASSERT_TRUE(hub_->subscribe(*bob, kConv).ok());  // re-subscribing is not a new subscription
+  auto r = hub_->subscribe(*bob, "@bob.test");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), ErrorCode::too_many_subscriptions);
+}
+
+TEST_F(HubTest, DetachedConnectionsReceiveNothing) {
+  auto bob = connect("bob.test");
+  ASSERT_TRUE(hub_->subscribe(*bob, kConv).ok());
+  hub_->detach(*bob);
+  ASSERT_TRUE(request("alice.test", "TYPING").ok());
+  EXPECT_TRUE(bob->frames.empty());
+  EXPECT_EQ(hub_->stats().connections, 0u);
+  EXPECT_EQ(hub_->stats().subscriptions, 0u);
+}
+
+// ---- the /ws/bus command layer -------------------------------------------------------------
+
+class BusTest : public HubTest {
+ protected:
+  json::object call(const std::shared_ptr<RecordingConnection>& c, std::string_view text) {
+    bus_.on_message(c, text);
+    EXPECT_FALSE(c->frames.empty()) << "no answer to " << text;
+    if (c->frames.empty()) return {};
+    json::object last = c->frames.back();
+    c->frames.pop_back();
+    return last;
+  }
+  BusProtocol bus_{*hub_};
+};
+
+TEST_F(BusTest, PingIsAcked) {
+  auto bob = connect("bob.test");
+  auto r = call(bob, R"({"id":"1","cmd":"ping"})");
+  EXPECT_EQ(json::serialize(r), R"({"id":"1","cmd":"ack","data":{"status":"pong"}})");
+}
+
+TEST_F(BusTest, BadFramesGetCodedErrorsAndTheConnectionKeepsWorking) {
+  auto bob = connect("bob.test");
+  struct Case { const char* frame; const char* code; } cases[] = {
+      {"not json", "bad_request"},
+      {"[1,2]", "bad_request"},
+      {R"({"id":"2"})", "bad_request"},
+      {R"({"id":"3","cmd":"fly"})", "unknown_command"},
+      {R"({"id":"4","cmd":"subscribe"})", "bad_request"},
+      {R"({"id":"5","cmd":"subscribe","data":{"context":"bad context"}})", "bad_request"},
+      {R"({"id":"6","cmd":"pres","data":{"subType":"TYPING"}})", "bad_request"},
+      {R"({"id":"7","cmd":"pres","data":{"token":"a.b.c"}})", "token_bad_base64"},
+      {R"({"id":"8","cmd":"pres","data":{"subType":"TYP ING","subject":"a1~x"}})", "token_bad_subtype"},
+      {R"({"id":"9","cmd":"unsubscribe","data":{"context":"@bob.test"}})", "not_found"},
+  };
+  for (const auto& c : cases) {
+    auto r = call(bob, c.frame);
+    EXPECT_EQ(r.at("cmd").as_string(), "error") << c.frame;
+    EXPECT_EQ(r.at("data").at("code").as_string(), c.code) << c.frame;
+    EXPECT_FALSE(r.at("data").at("message").as_string().empty());
+  }
+  EXPECT_EQ(call(bob, R"({"id":10,"cmd":"ping"})").at("id").as_int64(), 10);
+}
+
+TEST_F(BusTest, SubscribeThenPresDeliversAndAcks) {
+  auto bob = connect("bob.test"), alice = connect("alice.test");
+  auto sub = call(bob, std::string(R"({"id":"s","cmd":"subscribe","data":{"context":")") + kConv + "\"}}");
+  EXPECT_EQ(sub.at("data").at("status").as_string(), "subscribed");
+  EXPECT_TRUE(sub.at("data").at("presence").as_array().empty());
+  auto ack = call(alice, std::string(R"({"id":"p","cmd":"pres","data":{"subType":"TYPING","subject":")") + kConv +
+                             R"(","content":{"x":1}})");
+  ASSERT_EQ(ack.at("cmd").as_string(), "ack") << json::serialize(ack);
+  EXPECT_EQ(ack.at("data").at("status").as_string(), "accepted");
+  EXPECT_TRUE(ack.at("data").at("token").is_string());
+  auto got = bob->take("ACTION");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].at("data").at("content").at("x").as_int64(), 1);
+}
+
+TEST_F(BusTest, PerConnectionPresQuotaTriggers) {
+  config_.rates.connection_burst = 2;
+  config_.rates.connection_rate_per_s = 0.001;
+  hub_ = std::make_unique<Hub>(config_, clock_, store_, keys_,
+                               Executors{[](Executors::Task t) { t(); }, [](Executors::Task t) { t(); }});
+  BusProtocol bus(*hub_);
+  auto alice = connect("alice.test");
+  auto frame = [](int n) {
+    return std::string(R"({"id":"p","cmd":"pres","data":{"subType":"X)") + std::to_string(n) +
+           R"(","subject":")" + kConv + "\"}}";
+  };
+  for (int n = 1; n <= 2; ++n) {
+    bus.on_message(alice, frame(n));
+    EXPECT_EQ(alice->frames.back().at("cmd").as_string(), "ack") << n;
+  }
+  bus.on_message(alice, frame(3));
+  auto last = alice->frames.back();
+  EXPECT_EQ(last.at("data").at("code").as_string(), "rate_limited");
+  EXPECT_GT(last.at("data").at("retryAfter").as_int64(), 0);
+}
+
+}  // namespace
+}  // namespace presd
