@@ -20,7 +20,7 @@ constexpr Info kInfo[kErrorCodeCount] = {
     {"token_too_large", 413, "compact JWT longer than the limit"},
     {"token_malformed", 400, "token is not exactly three dot-separated segments"},
     {"token_bad_base64", 400, "a segment is not strict unpadded base64url"},
-    {"token_bad_header", 400, "header is not exactly {\"typ\":\"JWT\",\"alg\":\"ES384\"}"},
+    {"token_bad_header", 400, "header alg is not ES384, or it has members other than alg and typ \"JWT\""},
     {"token_bad_json", 400, "payload is not a JSON object"},
     {"token_duplicate_claim", 400, "a claim name appears more than once"},
     {"token_missing_claim", 400, "a required claim (iss, k, t, sub, iat) is absent"},

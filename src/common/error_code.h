@@ -21,7 +21,7 @@ enum class ErrorCode : std::uint8_t {
   token_too_large,        // compact JWT longer than the limit
   token_malformed,        // not exactly three segments
   token_bad_base64,       // a segment is not strict unpadded base64url
-  token_bad_header,       // header is not exactly {"typ":"JWT","alg":"ES384"}
+  token_bad_header,       // alg is not ES384, or members other than alg/typ:"JWT"
   token_bad_json,         // payload is not a JSON object
   token_duplicate_claim,  // a claim name appears twice
   token_missing_claim,    // iss, k, t, sub or iat absent

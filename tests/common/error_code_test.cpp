@@ -15,7 +15,7 @@ TEST(ErrorCode, EveryCodeHasUniqueNameStatusAndText) {
     const auto code = static_cast<ErrorCode>(i);
     const std::string name{to_string(code)};
     EXPECT_TRUE(names.insert(name).second) << name;
-    for (char c : name) EXPECT_TRUE((c >= 'a' && c <= 'z') || c == '_') << name;
+    for (char c : name) EXPECT_TRUE((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') << name;
     EXPECT_GE(http_status(code), 400) << name;
     EXPECT_LT(http_status(code), 600) << name;
     EXPECT_FALSE(describe(code).empty()) << name;

@@ -19,7 +19,7 @@ TEST(ErrorDocs, TableMatchesTheCode) {
   const std::string doc = ss.str();
 
   std::set<std::string> documented;
-  const std::regex row(R"(\n\| `([a-z_]+)` \| (\d+) \|)");
+  const std::regex row(R"(\n\| `([a-z0-9_]+)` \| (\d+) \|)");
   for (auto it = std::sregex_iterator(doc.begin(), doc.end(), row); it != std::sregex_iterator(); ++it) {
     const std::string name = (*it)[1];
     documented.insert(name);

@@ -1,0 +1,89 @@
+#include "token/base64.h"
+
+#include <array>
+#include <cstdint>
+
+namespace presd::b64 {
+namespace {
+
+constexpr char kUrlAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr char kStdAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+constexpr std::array<std::int8_t, 256> make_table(const char* alphabet) {
+  std::array<std::int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
+  return t;
+}
+
+constexpr auto kUrlTable = make_table(kUrlAlphabet);
+constexpr auto kStdTable = make_table(kStdAlphabet);
+
+std::string encode(std::string_view in, const char* alphabet, bool pad) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k])); };
+  for (; i + 3 <= in.size(); i += 3) {
+    std::uint32_t v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
+    out += alphabet[v >> 18];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += alphabet[v & 63];
+  }
+  std::size_t rest = in.size() - i;
+  if (rest == 1) {
+    std::uint32_t v = byte(i) << 16;
+    out += alphabet[v >> 18];
+    out += alphabet[(v >> 12) & 63];
+    if (pad) out += "==";
+  } else if (rest == 2) {
+    std::uint32_t v = byte(i) << 16 | byte(i + 1) << 8;
+    out += alphabet[v >> 18];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    if (pad) out += '=';
+  }
+  return out;
+}
+
+// Decodes unpadded text; rejects a length % 4 == 1 and non-zero trailing bits so that every
+// byte string has exactly one accepted encoding (no signature malleability through encoding).
+std::optional<std::string> decode_unpadded(std::string_view in, const std::array<std::int8_t, 256>& table) {
+  if (in.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    std::int8_t v = table[static_cast<unsigned char>(ch)];
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+std::string encode_url(std::string_view bytes) { return encode(bytes, kUrlAlphabet, false); }
+
+std::optional<std::string> decode_url_strict(std::string_view text) {
+  return decode_unpadded(text, kUrlTable);
+}
+
+std::string encode_std(std::string_view bytes) { return encode(bytes, kStdAlphabet, true); }
+
+std::optional<std::string> decode_std(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::size_t pad = 0;
+  while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
+  return decode_unpadded(text.substr(0, text.size() - pad), kStdTable);
+}
+
+}  // namespace presd::b64
