@@ -1,0 +1,697 @@
+#include "store/sqlite_store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace presd {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory per test, removed (after restoring permissions) at the end.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "presd-store-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
+    for (const auto& e : fs::directory_iterator(path_, ec)) {
+      fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    }
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+Context make_context(std::string id, std::string owner, std::string creator, std::int64_t at) {
+  Context c;
+  c.id = std::move(id);
+  c.owner = std::move(owner);
+  c.creator = std::move(creator);
+  c.created_at_s = at;
+  return c;
+}
+
+StoredKey make_key(std::string id_tag, std::string key_id, std::int64_t created,
+                   std::string der = "\x30\x59\x00\x13\xff\x01",
+                   std::optional<std::int64_t> expires = std::nullopt) {
+  StoredKey k;
+  k.id_tag = std::move(id_tag);
+  k.key_id = std::move(key_id);
+  k.private_pem = "-----BEGIN PRIVATE KEY-----\nMIG2AgEA" + k.key_id + "\n-----END PRIVATE KEY-----\n";
+  k.public_der = std::move(der);
+  k.created_at_s = created;
+  k.expires_at_s = expires;
+  return k;
+}
+
+std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+// ---- The same behaviour on an in-memory and an on-disk database ----
+
+enum class Backing { memory, file };
+
+class SqliteStoreTest : public ::testing::TestWithParam<Backing> {
+ protected:
+  void SetUp() override {
+    const std::string path = GetParam() == Backing::memory ? ":memory:" : dir_.file("presd.db");
+    store_ = std::make_unique<SqliteStore>(path);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<SqliteStore> store_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backings, SqliteStoreTest,
+                         ::testing::Values(Backing::memory, Backing::file),
+                         [](const ::testing::TestParamInfo<Backing>& info) {
+                           return info.param == Backing::memory ? "Memory" : "File";
+                         });
+
+TEST_P(SqliteStoreTest, ContextRoundtrip) {
+  const auto ctx = make_context("a1~abc", "owner.example.net", "alice.example.net", 1700000000);
+  ASSERT_TRUE(store_->create_context(ctx).ok());
+
+  auto found = store_->find_context("a1~abc");
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->id, "a1~abc");
+  EXPECT_EQ((*found)->owner, "owner.example.net");
+  EXPECT_EQ((*found)->creator, "alice.example.net");
+  EXPECT_EQ((*found)->created_at_s, 1700000000);
+
+  auto missing = store_->find_context("a1~nope");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST_P(SqliteStoreTest, CreateContextDuplicateIsConflict) {
+  ASSERT_TRUE(store_->create_context(make_context("c1", "o.example.net", "a.example.net", 1)).ok());
+  Status again = store_->create_context(make_context("c1", "x.example.net", "y.example.net", 2));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.code(), ErrorCode::conflict);
+  EXPECT_NE(again.error().message.find("c1"), std::string::npos);
+  // The original row is untouched.
+  auto found = store_->find_context("c1");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->creator, "a.example.net");
+}
+
+TEST_P(SqliteStoreTest, ListContexts) {
+  auto empty = store_->list_contexts();
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+
+  ASSERT_TRUE(store_->create_context(make_context("c2", "o.example.net", "a.example.net", 20)).ok());
+  ASSERT_TRUE(store_->create_context(make_context("c1", "o.example.net", "b.example.net", 10)).ok());
+  ASSERT_TRUE(store_->create_context(make_context("c3", "o.example.net", "c.example.net", 30)).ok());
+  auto all = store_->list_contexts();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].id, "c1");
+  EXPECT_EQ((*all)[1].id, "c2");
+  EXPECT_EQ((*all)[2].id, "c3");
+  EXPECT_EQ((*all)[0].creator, "b.example.net");
+}
+
+TEST_P(SqliteStoreTest, DeleteContextDropsMembers) {
+  Status absent = store_->delete_context("c1");
+  ASSERT_FALSE(absent.ok());
+  EXPECT_EQ(absent.code(), ErrorCode::not_found);
+
+  ASSERT_TRUE(store_->create_context(make_context("c1", "o.example.net", "a.example.net", 1)).ok());
+  ASSERT_TRUE(store_->create_context(make_context("c2", "o.example.net", "a.example.net", 1)).ok());
+  ASSERT_TRUE(store_->grant("c1", "bob.example.net", Role::member).ok());
+  ASSERT_TRUE(store_->grant("c2", "bob.example.net", Role::member).ok());
+
+  ASSERT_TRUE(store_->delete_context("c1").ok());
+  auto found = store_->find_context("c1");
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value());
+
+  // Cascade: the members went with it, even if the id is reused.
+  auto member = store_->find_member("c1", "bob.example.net");
+  ASSERT_TRUE(member.ok());
+  EXPECT_FALSE(member->has_value());
+  ASSERT_TRUE(store_->create_context(make_context("c1", "o.example.net", "a.example.net", 2)).ok());
+  auto members = store_->list_members("c1");
+  ASSERT_TRUE(members.ok());
+  EXPECT_TRUE(members->empty());
+
+  // Other contexts keep theirs.
+  auto other = store_->find_member("c2", "bob.example.net");
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->has_value());
+
+  Status twice = store_->delete_context("c2");
+  ASSERT_TRUE(twice.ok());
+  twice = store_->delete_context("c2");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.code(), ErrorCode::not_found);
+}
+
+TEST_P(SqliteStoreTest, GrantRoundtripAndUpsert) {
+  ASSERT_TRUE(store_->create_context(make_context("c1", "o.example.net", "a.example.net", 1)).ok());
+  const auto before = now_s();
+  ASSERT_TRUE(store_->grant("c1", "bob.example.net", Role::observer).ok());
+
+  auto m = store_->find_member("c1", "bob.example.net");
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(m->has_value());
+  EXPECT_EQ((*m)->id_tag, "bob.example.net");
+  EXPECT_EQ((*m)->role, Role::observer);
+  EXPECT_FALSE((*m)->deleted);
+  EXPECT_GE((*m)->updated_at_s, before);
+  EXPECT_LE((*m)->updated_at_s, now_s());
+
+  // Upsert: the same member gets a new role, still one row.
+  ASSERT_TRUE(store_->grant("c1", "bob.example.net", Role::moderator).ok());
+  m = store_->find_member("c1", "bob.example.net");
+  ASSERT_TRUE(m.ok() && m->has_value());
+  EXPECT_EQ((*m)->role, Role::moderator);
+  auto list = store_->list_members("c1");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 1u);
+
+  auto none = store_->find_member("c1", "carol.example.net");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  none = store_->find_member("c-unknown", "bob.example.net");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST_P(SqliteStoreTest, EveryRoleRoundtrips) {
+  ASSERT_TRUE(store_->create_context(make_context("c1", "o.example.net", "a.example.net", 1)).ok());
+  for (Role r : {Role::observer, Role::member, Role::moderator, Role::admin}) {
+    ASSERT_TRUE(store_->grant("c1", "u.example.net", r).ok());
+    auto m = store_->find_member("c1", "u.example.net");
+    ASSERT_TRUE(m.ok() && m->has_value());
+    EXPECT_EQ((*m)->role, r) << to_string(r);
+  }
+}
+
+TEST_P(SqliteStoreTest, GrantUnknownContext) {
+  Status s = store_->grant("c-missing", "bob.example.net", Role::member);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), ErrorCode::context_unknown);
+  EXPECT_NE(s.error().message.find("c-missing"), std::string::npos);
+  auto m = store_->find_member("c-missing", "bob.example.net");
+  ASSERT_TRUE(m.ok());
+  EXPECT_FALSE(m->has_value());
+}
+
+TEST_P(SqliteStoreTest, RevokeThenRegrant) {
+  ASSERT_TRUE(store_->create_context(make_context("c1", "o.example.net", "a.example.net", 1)).ok());
+
+  Status s = store_->revoke("c1", "bob.example.net");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), ErrorCode::not_found);
+  s = store_->revoke("c-missing", "bob.example.net");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), ErrorCode::not_found);
+
+  ASSERT_TRUE(store_->grant("c1", "bob.example.net", Role::moderator).ok());
+  ASSERT_TRUE(store_->revoke("c1", "bob.example.net").ok());
+  auto m = store_->find_member("c1", "bob.example.net");
+  ASSERT_TRUE(m.ok() && m->has_value());
+  EXPECT_TRUE((*m)->deleted);
+  EXPECT_EQ((*m)->role, Role::moderator);  // history kept
+  EXPECT_GE((*m)->updated_at_s, now_s() - 5);
+
+  // Already revoked: no active member.
+  s = store_->revoke("c1", "bob.example.net");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), ErrorCode::not_found);
+
+  // Deleted members are still listed.
+  auto list = store_->list_members("c1");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_TRUE((*list)[0].deleted);
+
+  ASSERT_TRUE(store_->grant("c1", "bob.example.net", Role::observer).ok());
+  m = store_->find_member("c1", "bob.example.net");
+  ASSERT_TRUE(m.ok() && m->has_value());
+  EXPECT_FALSE((*m)->deleted);
+  EXPECT_EQ((*m)->role, Role::observer);
+  ASSERT_TRUE(store_->revoke("c1", "bob.example.net").ok());
+}
+
+TEST_P(SqliteStoreTest, ListMembersOrderedByIdTag) {
+  ASSERT_TRUE(store_->create_context(make_context("c1", "o.example.net", "a.example.net", 1)).ok());
+  ASSERT_TRUE(store_->create_context(make_context("c2", "o.example.net", "a.example.net", 1)).ok());
+  ASSERT_TRUE(store_->grant("c1", "zed.example.net", Role::member).ok());
+  ASSERT_TRUE(store_->grant("c1", "amy.example.net", Role::admin).ok());
+  ASSERT_TRUE(store_->grant("c1", "mia.example.net", Role::observer).ok());
+  ASSERT_TRUE(store_->grant("c2", "bob.example.net", Role::member).ok());
+  ASSERT_TRUE(store_->revoke("c1", "mia.example.net").ok());
+
+  auto list = store_->list_members("c1");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[0].id_tag, "amy.example.net");
+  EXPECT_EQ((*list)[0].role, Role::admin);
+  EXPECT_FALSE((*list)[0].deleted);
+  EXPECT_EQ((*list)[1].id_tag, "mia.example.net");
+  EXPECT_TRUE((*list)[1].deleted);
+  EXPECT_EQ((*list)[2].id_tag, "zed.example.net");
+  EXPECT_EQ((*list)[2].role, Role::member);
+
+  auto unknown = store_->list_members("c-none");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_TRUE(unknown->empty());
+}
+
+TEST_P(SqliteStoreTest, TenantsRoundtripAndConflict) {
+  auto has = store_->has_tenant("alice.example.net");
+  ASSERT_TRUE(has.ok());
+  EXPECT_FALSE(*has);
+  auto empty = store_->list_tenants();
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+
+  ASSERT_TRUE(store_->add_tenant("carol.example.net").ok());
+  ASSERT_TRUE(store_->add_tenant("alice.example.net").ok());
+  has = store_->has_tenant("alice.example.net");
+  ASSERT_TRUE(has.ok());
+  EXPECT_TRUE(*has);
+  has = store_->has_tenant("bob.example.net");
+  ASSERT_TRUE(has.ok());
+  EXPECT_FALSE(*has);
+
+  Status dup = store_->add_tenant("alice.example.net");
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.code(), ErrorCode::conflict);
+  EXPECT_NE(dup.error().message.find("alice.example.net"), std::string::npos);
+
+  auto list = store_->list_tenants();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0], "alice.example.net");
+  EXPECT_EQ((*list)[1], "carol.example.net");
+}
+
+TEST_P(SqliteStoreTest, KeysNewestFirstWithExactBytes) {
+  std::string der("\x30\x76\x30\x10\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x00\x00\xff\x80", 17);
+  ASSERT_EQ(der.size(), 17u);
+  ASSERT_TRUE(store_->add_key(make_key("alice.example.net", "240101", 1704067200, der)).ok());
+  ASSERT_TRUE(store_->add_key(make_key("alice.example.net", "240301", 1709251200, std::string(1, '\0'),
+                                       1717200000))
+                  .ok());
+  ASSERT_TRUE(store_->add_key(make_key("alice.example.net", "240201", 1706745600)).ok());
+  // Same created_at: key_id breaks the tie, newest (largest) first.
+  ASSERT_TRUE(store_->add_key(make_key("alice.example.net", "240202", 1706745600)).ok());
+  ASSERT_TRUE(store_->add_key(make_key("bob.example.net", "250101", 1900000000)).ok());
+
+  auto keys = store_->list_keys("alice.example.net");
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 4u);
+  EXPECT_EQ((*keys)[0].key_id, "240301");
+  EXPECT_EQ((*keys)[1].key_id, "240202");
+  EXPECT_EQ((*keys)[2].key_id, "240201");
+  EXPECT_EQ((*keys)[3].key_id, "240101");
+
+  EXPECT_EQ((*keys)[0].public_der, std::string(1, '\0'));
+  ASSERT_TRUE((*keys)[0].expires_at_s.has_value());
+  EXPECT_EQ(*(*keys)[0].expires_at_s, 1717200000);
+
+  const StoredKey& oldest = (*keys)[3];
+  EXPECT_EQ(oldest.id_tag, "alice.example.net");
+  EXPECT_EQ(oldest.public_der, der);
+  EXPECT_EQ(oldest.public_der.size(), 17u);
+  EXPECT_EQ(oldest.private_pem, make_key("alice.example.net", "240101", 0).private_pem);
+  EXPECT_EQ(oldest.created_at_s, 1704067200);
+  EXPECT_FALSE(oldest.expires_at_s.has_value());
+
+  auto none = store_->list_keys("nobody.example.net");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_P(SqliteStoreTest, EmptyDerRoundtrips) {
+  ASSERT_TRUE(store_->add_key(make_key("alice.example.net", "240101", 1, std::string())).ok());
+  auto keys = store_->list_keys("alice.example.net");
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_TRUE((*keys)[0].public_der.empty());
+}
+
+TEST_P(SqliteStoreTest, DuplicateKeyIsConflict) {
+  ASSERT_TRUE(store_->add_key(make_key("alice.example.net", "240101", 1)).ok());
+  Status dup = store_->add_key(make_key("alice.example.net", "240101", 2));
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.code(), ErrorCode::conflict);
+  // Same key id for another tenant is fine.
+  EXPECT_TRUE(store_->add_key(make_key("bob.example.net", "240101", 1)).ok());
+  auto keys = store_->list_keys("alice.example.net");
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].created_at_s, 1);
+}
+
+TEST_P(SqliteStoreTest, UsableThroughInterfaces) {
+  MembershipStore& ms = *store_;
+  KeyStore& ks = *store_;
+  ASSERT_TRUE(ms.create_context(make_context("c1", "o.example.net", "a.example.net", 1)).ok());
+  ASSERT_TRUE(ks.add_tenant("a.example.net").ok());
+  auto has = ks.has_tenant("a.example.net");
+  ASSERT_TRUE(has.ok());
+  EXPECT_TRUE(*has);
+}
+
+TEST(RoleNames, ToStringAndParse) {
+  EXPECT_EQ(to_string(Role::observer), "observer");
+  EXPECT_EQ(to_string(Role::member), "member");
+  EXPECT_EQ(to_string(Role::moderator), "moderator");
+  EXPECT_EQ(to_string(Role::admin), "admin");
+  for (Role r : {Role::observer, Role::member, Role::moderator, Role::admin}) {
+    EXPECT_EQ(parse_role(to_string(r)), r);
+  }
+  EXPECT_EQ(parse_role(""), std::nullopt);
+  EXPECT_EQ(parse_role("Admin"), std::nullopt);
+  EXPECT_EQ(parse_role("ADMIN"), std::nullopt);
+  EXPECT_EQ(parse_role(" member"), std::nullopt);
+  EXPECT_EQ(parse_role("member "), std::nullopt);
+  EXPECT_EQ(parse_role("owner"), std::nullopt);
+  EXPECT_EQ(parse_role("2"), std::nullopt);
+  EXPECT_EQ(parse_role(std::string_view("member\0", 7)), std::nullopt);
+}
+
+TEST(RoleNames, OrderMatchesProtocol) {
+  EXPECT_LT(Role::observer, Role::member);
+  EXPECT_LT(Role::member, Role::moderator);
+  EXPECT_LT(Role::moderator, Role::admin);
+}
+
+// ---- On-disk behaviour ----
+
+TEST(SqliteStoreFile, ReopenKeepsData) {
+  TempDir dir;
+  const std::string path = dir.file("presd.db");
+  {
+    SqliteStore store(path);
+    ASSERT_TRUE(store.create_context(make_context("c1", "o.example.net", "a.example.net", 5)).ok());
+    ASSERT_TRUE(store.grant("c1", "bob.example.net", Role::member).ok());
+    ASSERT_TRUE(store.grant("c1", "eve.example.net", Role::member).ok());
+    ASSERT_TRUE(store.revoke("c1", "eve.example.net").ok());
+    ASSERT_TRUE(store.add_tenant("a.example.net").ok());
+    ASSERT_TRUE(store.add_key(make_key("a.example.net", "240101", 7, std::string("\0\1\2", 3))).ok());
+  }
+  ASSERT_TRUE(fs::exists(path));
+  {
+    SqliteStore store(path);
+    auto ctx = store.find_context("c1");
+    ASSERT_TRUE(ctx.ok() && ctx->has_value());
+    EXPECT_EQ((*ctx)->created_at_s, 5);
+    auto members = store.list_members("c1");
+    ASSERT_TRUE(members.ok());
+    ASSERT_EQ(members->size(), 2u);
+    EXPECT_EQ((*members)[0].id_tag, "bob.example.net");
+    EXPECT_FALSE((*members)[0].deleted);
+    EXPECT_TRUE((*members)[1].deleted);
+    auto has = store.has_tenant("a.example.net");
+    ASSERT_TRUE(has.ok());
+    EXPECT_TRUE(*has);
+    auto keys = store.list_keys("a.example.net");
+    ASSERT_TRUE(keys.ok());
+    ASSERT_EQ(keys->size(), 1u);
+    EXPECT_EQ((*keys)[0].public_der, std::string("\0\1\2", 3));
+    // Constraints still hold after reopening (the schema was not recreated).
+    EXPECT_EQ(store.create_context(make_context("c1", "o", "a", 1)).code(), ErrorCode::conflict);
+  }
+}
+
+TEST(SqliteStoreFile, SchemaVersionAndPragmas) {
+  TempDir dir;
+  const std::string path = dir.file("presd.db");
+  { SqliteStore store(path); }
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 1);
+  EXPECT_EQ(db.execAndGet("PRAGMA journal_mode").getString(), "wal");
+  for (const char* table : {"tenants", "keys", "contexts", "members"}) {
+    SQLite::Statement q(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?");
+    q.bind(1, table);
+    ASSERT_TRUE(q.executeStep());
+    EXPECT_EQ(q.getColumn(0).getInt(), 1) << table;
+  }
+  SQLite::Statement blob_type(db, "SELECT type FROM pragma_table_info('keys') WHERE name='public_der'");
+  ASSERT_TRUE(blob_type.executeStep());
+  EXPECT_EQ(blob_type.getColumn(0).getString(), "BLOB");
+}
+
+TEST(SqliteStoreFile, DerIsStoredAsBlob) {
+  TempDir dir;
+  const std::string path = dir.file("presd.db");
+  {
+    SqliteStore store(path);
+    ASSERT_TRUE(store.add_key(make_key("a.example.net", "k1", 1, std::string("\x30\x00\x01", 3))).ok());
+  }
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  SQLite::Statement q(db, "SELECT typeof(public_der), length(public_der) FROM keys");
+  ASSERT_TRUE(q.executeStep());
+  EXPECT_EQ(q.getColumn(0).getString(), "blob");
+  EXPECT_EQ(q.getColumn(1).getInt(), 3);
+}
+
+TEST(SqliteStoreFile, NewerSchemaIsRefused) {
+  TempDir dir;
+  const std::string path = dir.file("presd.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("PRAGMA user_version = 99");
+  }
+  try {
+    SqliteStore store(path);
+    FAIL() << "expected std::runtime_error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("99"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SqliteStoreFile, UnopenablePathThrows) {
+  TempDir dir;
+  EXPECT_THROW(SqliteStore(dir.file("no/such/dir/presd.db")), std::runtime_error);
+  // A file that is not a database.
+  const std::string junk = dir.file("junk.db");
+  {
+    FILE* f = std::fopen(junk.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::string garbage(4096, 'x');
+    std::fwrite(garbage.data(), 1, garbage.size(), f);
+    std::fclose(f);
+  }
+  EXPECT_THROW(SqliteStore{junk}, std::runtime_error);
+}
+
+// Runs `body` in a forked child (optionally as the unprivileged user `nobody`) and returns
+// what it reports: an empty string means success. Keeps process-wide changes (uid, rlimits)
+// out of the test runner.
+std::string run_in_child(bool drop_privileges, const std::function<std::string()>& body) {
+  int fds[2];
+  if (::pipe(fds) != 0) return "pipe failed";
+  const pid_t pid = ::fork();
+  if (pid < 0) return "fork failed";
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string report;
+    if (drop_privileges && (::setgid(65534) != 0 || ::setuid(65534) != 0)) {
+      report = "SKIP: cannot drop privileges";
+    } else {
+      try {
+        report = body();
+      } catch (const std::exception& e) {
+        report = std::string("exception: ") + e.what();
+      } catch (...) {
+        report = "unknown exception";
+      }
+    }
+    if (report.empty()) report = "OK";
+    (void)!::write(fds[1], report.data(), report.size());
+    ::close(fds[1]);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status)) return "child crashed (signal " + std::to_string(WTERMSIG(status)) + ")";
+  return out == "OK" ? std::string() : out;
+}
+
+std::string expect_unavailable(const char* what, const Status& s) {
+  if (s.ok()) return std::string(what) + " succeeded; ";
+  if (s.code() != ErrorCode::unavailable) {
+    return std::string(what) + " gave " + std::string(to_string(s.code())) + ": " +
+           s.error().message + "; ";
+  }
+  if (s.error().message.empty()) return std::string(what) + " has no message; ";
+  return {};
+}
+
+// Opens a read-only copy of a populated database: reads work, every write is `unavailable`.
+std::string read_only_scenario(const std::string& path) {
+  SqliteStore store(path);
+  std::string failures;
+  auto ctx = store.find_context("c1");
+  if (!ctx.ok() || !ctx->has_value()) failures += "read failed; ";
+  auto keys = store.list_keys("a.example.net");
+  if (!keys.ok() || keys->size() != 1) failures += "list_keys failed; ";
+  failures += expect_unavailable("create_context",
+                                 store.create_context(make_context("c2", "o", "a", 1)));
+  failures += expect_unavailable("grant", store.grant("c1", "new.example.net", Role::member));
+  failures += expect_unavailable("revoke", store.revoke("c1", "bob.example.net"));
+  failures += expect_unavailable("delete_context", store.delete_context("c1"));
+  failures += expect_unavailable("add_tenant", store.add_tenant("b.example.net"));
+  failures += expect_unavailable("add_key", store.add_key(make_key("a.example.net", "k2", 2)));
+  // Nothing changed.
+  auto m = store.find_member("c1", "bob.example.net");
+  if (!m.ok() || !m->has_value() || (*m)->deleted) failures += "member changed; ";
+  return failures;
+}
+
+void populate(const std::string& path) {
+  SqliteStore store(path);
+  ASSERT_TRUE(store.create_context(make_context("c1", "o.example.net", "a.example.net", 1)).ok());
+  ASSERT_TRUE(store.grant("c1", "bob.example.net", Role::member).ok());
+  ASSERT_TRUE(store.add_tenant("a.example.net").ok());
+  ASSERT_TRUE(store.add_key(make_key("a.example.net", "k1", 1)).ok());
+}
+
+constexpr fs::perms kReadOnly =
+    fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read;
+constexpr fs::perms kReadOnlyDir = kReadOnly | fs::perms::owner_exec | fs::perms::group_exec |
+                                   fs::perms::others_exec;
+
+// Runs `scenario` against a file the process cannot write: directly when not root, else in a
+// child running as `nobody` (root ignores file modes). Returns its report; "SKIP..." to skip.
+std::string run_without_write_access(const std::string& path,
+                                     const std::function<std::string()>& scenario) {
+  if (::geteuid() != 0) {
+    if (::access(path.c_str(), W_OK) == 0) return "SKIP: chmod had no effect";
+    return run_in_child(false, scenario);
+  }
+  return run_in_child(true, [&] {
+    if (::access(path.c_str(), W_OK) == 0) return std::string("SKIP: still writable");
+    return scenario();
+  });
+}
+
+// The database file is read-only (its directory is not, so SQLite can create the WAL index):
+// the store opens, reads work and every write is `unavailable`.
+TEST(SqliteStoreFile, ReadOnlyFileWritesAreUnavailable) {
+  TempDir dir;
+  const std::string path = dir.file("presd.db");
+  populate(path);
+  if (HasFatalFailure()) return;
+  fs::permissions(path, kReadOnly);
+  fs::permissions(dir.path(), fs::perms::all);  // `nobody` must be able to create -shm
+
+  const std::string report = run_without_write_access(path, [&] { return read_only_scenario(path); });
+  if (report.rfind("SKIP", 0) == 0) GTEST_SKIP() << report;
+  EXPECT_EQ(report, "");
+}
+
+// File and directory read-only: SQLite cannot even read a WAL database without creating its
+// -shm file, so start-up fails with a clean std::runtime_error (no crash, no partial store).
+TEST(SqliteStoreFile, ReadOnlyFileAndDirectoryFailAtStartup) {
+  TempDir dir;
+  const std::string path = dir.file("presd.db");
+  populate(path);
+  if (HasFatalFailure()) return;
+  fs::permissions(path, kReadOnly);
+  fs::permissions(dir.path(), kReadOnlyDir);
+
+  const std::string report = run_without_write_access(path, [&]() -> std::string {
+    try {
+      SqliteStore store(path);
+      // If this SQLite can read it after all, writes must still be refused cleanly.
+      return read_only_scenario(path);
+    } catch (const std::runtime_error& e) {
+      const std::string what = e.what();
+      if (what.find(path) == std::string::npos) return "message lacks the path: " + what;
+      return {};
+    }
+  });
+  if (report.rfind("SKIP", 0) == 0) GTEST_SKIP() << report;
+  EXPECT_EQ(report, "");
+}
+
+// A write that hits the file size limit (as on a full disk) is `unavailable`, not a crash, and
+// the store keeps serving reads. RLIMIT_FSIZE applies to root too.
+TEST(SqliteStoreFile, WriteFailureIsUnavailable) {
+  TempDir dir;
+  const std::string path = dir.file("presd.db");
+  populate(path);
+  if (HasFatalFailure()) return;
+
+  const std::string report = run_in_child(false, [&]() -> std::string {
+    SqliteStore store(path);
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{};
+    lim.rlim_cur = lim.rlim_max = 256 * 1024;
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) return "SKIP: setrlimit failed";
+    std::string failures;
+    StoredKey big = make_key("a.example.net", "big", 2, std::string(2 * 1024 * 1024, '\x5a'));
+    failures += expect_unavailable("add_key", store.add_key(big));
+    auto keys = store.list_keys("a.example.net");
+    if (!keys.ok()) {
+      failures += "read after failure: " + keys.error().message + "; ";
+    } else if (keys->size() != 1) {
+      failures += "partial write visible; ";
+    }
+    return failures;
+  });
+  if (report.rfind("SKIP", 0) == 0) GTEST_SKIP() << report;
+  EXPECT_EQ(report, "");
+}
+
+TEST(SqliteStoreFile, BusyDatabaseIsUnavailable) {
+  TempDir dir;
+  const std::string path = dir.file("presd.db");
+  populate(path);
+  if (HasFatalFailure()) return;
+  SqliteStore store(path);
+  // Another connection holds the write lock past the busy timeout.
+  SQLite::Database other(path, SQLite::OPEN_READWRITE);
+  other.exec("BEGIN IMMEDIATE");
+  other.exec("INSERT INTO tenants (id_tag, created_at) VALUES ('x.example.net', 1)");
+  const auto start = std::time(nullptr);
+  Status s = store.add_tenant("b.example.net");
+  EXPECT_EQ(expect_unavailable("add_tenant", s), "");
+  EXPECT_GE(std::time(nullptr) - start, 4);  // waited for busy_timeout (5 s)
+  // Readers are not blocked by a writer in WAL mode.
+  auto has = store.has_tenant("a.example.net");
+  ASSERT_TRUE(has.ok());
+  EXPECT_TRUE(*has);
+  other.exec("ROLLBACK");
+  EXPECT_TRUE(store.add_tenant("b.example.net").ok());
+}
+
+}  // namespace
+}  // namespace presd
