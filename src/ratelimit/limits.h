@@ -4,12 +4,27 @@
 // A refusal is a positive retry-after in milliseconds; 0 means allowed.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
 namespace presd {
+
+// Transparent hash so the maps below are searched with a string_view key without building a
+// std::string (C++20 heterogeneous lookup: needs is_transparent on both hash and equality).
+// Not noexcept on purpose: libstdc++ then caches each node's hash (as for std::hash<string>),
+// so a lookup does not rehash the stored keys it walks past.
+namespace limits_detail {
+struct TransparentStringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <class V>
+using StringKeyedMap = std::unordered_map<std::string, V, TransparentStringHash, std::equal_to<>>;
+}  // namespace limits_detail
 
 class TokenBucket {
  public:
@@ -31,26 +46,32 @@ class KeyedRateLimiter {
   // request is refused with a 1 s retry (fail closed under a key flood).
   KeyedRateLimiter(double rate_per_s, double burst, std::size_t max_keys = 1'000'000);
   std::int64_t try_take(std::string_view key, std::int64_t now_ms, double cost = 1.0);
+  // Non-mutating: 0 if one token is available now, else ms until it will be. An unknown key
+  // counts as a full bucket, unless the limiter is at max_keys (then 1000, fail closed).
+  std::int64_t check(std::string_view key, std::int64_t now_ms) const;
   void sweep(std::int64_t now_ms);  // drops buckets that refilled completely
   std::size_t size() const { return buckets_.size(); }
 
  private:
   double rate_, burst_;
   std::size_t max_keys_;
-  std::unordered_map<std::string, TokenBucket> buckets_;
+  limits_detail::StringKeyedMap<TokenBucket> buckets_;
 };
 
 class MinIntervalLimiter {
  public:
   explicit MinIntervalLimiter(std::int64_t interval_ms, std::size_t max_keys = 1'000'000);
   std::int64_t try_take(std::string_view key, std::int64_t now_ms);
+  // Non-mutating: 0 if a try_take now would succeed, else ms remaining (1000 for an unknown
+  // key while at max_keys, fail closed).
+  std::int64_t check(std::string_view key, std::int64_t now_ms) const;
   void sweep(std::int64_t now_ms);  // drops keys whose interval has passed
   std::size_t size() const { return last_.size(); }
 
  private:
   std::int64_t interval_ms_;
   std::size_t max_keys_;
-  std::unordered_map<std::string, std::int64_t> last_;
+  limits_detail::StringKeyedMap<std::int64_t> last_;
 };
 
 // Remembers accepted tokens (by their raw signature, unique per ECDSA signature) until they
@@ -66,7 +87,7 @@ class ReplayFilter {
 
  private:
   std::size_t max_entries_;
-  std::unordered_map<std::string, std::int64_t> expiry_;
+  limits_detail::StringKeyedMap<std::int64_t> expiry_;
 };
 
 // Defaults documented in docs/limits.md.
