@@ -357,7 +357,7 @@ TEST_F(BusTest, SubscribeThenPresDeliversAndAcks) {
   EXPECT_EQ(sub.at("data").at("status").as_string(), "subscribed");
   EXPECT_TRUE(sub.at("data").at("presence").as_array().empty());
   auto ack = call(alice, std::string(R"({"id":"p","cmd":"pres","data":{"subType":"TYPING","subject":")") + kConv +
-                             R"(","content":{"x":1}})");
+                             R"(","content":{"x":1}}})");
   ASSERT_EQ(ack.at("cmd").as_string(), "ack") << json::serialize(ack);
   EXPECT_EQ(ack.at("data").at("status").as_string(), "accepted");
   EXPECT_TRUE(ack.at("data").at("token").is_string());
