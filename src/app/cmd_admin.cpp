@@ -1,7 +1,7 @@
 // `presd tenant|keys|context ...`: administration straight on the data dir's SQLite store.
-// Safe while `presd serve` runs (WAL mode, busy timeout): membership changes apply to the next
-// check at once. A running server loads tenants and keys at start-up, and only the admin HTTP API
-// also ends live subscriptions of a revoked member (docs/protocol.md, "Admin API").
+// Safe while `presd serve` runs (WAL mode, busy timeout): access checks read the store, and the
+// server notices other processes' commits within a second (PRAGMA data_version), reloading keys
+// and ending the live subscriptions of revoked members.
 #include <CLI/CLI.hpp>
 
 #include <boost/json/serialize.hpp>
@@ -72,7 +72,7 @@ void add_tenant_commands(CLI::App& root, std::shared_ptr<AdminOptions> o) {
   tenant->require_subcommand(1);
   auto tag = std::make_shared<std::string>();
 
-  CLI::App* add = tenant->add_subcommand("add", "Host an id_tag and generate its first key (restart serve to load it)");
+  CLI::App* add = tenant->add_subcommand("add", "Host an id_tag and generate its first key");
   add->add_option("id_tag", *tag)->required();
   add_common(add, *o);
   add->callback([o, tag] {

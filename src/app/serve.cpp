@@ -93,6 +93,18 @@ int run(ServeOptions& o) {
                o.server.bind_address, server.port(), o.data_dir, keys.tenants().size(), threads,
                o.hub.freshness.ttl_s);
 
+  // The admin CLI writes to the same SQLite file; PRAGMA data_version tells us when it did, so
+  // CLI revocations end live subscriptions and new tenants are served without a restart.
+  std::int64_t seen_version = store.external_change_counter().ok() ? *store.external_change_counter() : 0;
+  auto pick_up_external_changes = [&] {
+    auto version = store.external_change_counter();
+    if (!version || *version == seen_version) return;
+    seen_version = *version;
+    if (Status s = keys.load(); !s) spdlog::warn("reloading keys after an external change: {}", s.error().message);
+    const std::size_t ended = hub.revalidate_subscriptions();
+    spdlog::info("store changed outside this process: {} tenants, {} subscriptions ended", keys.tenants().size(), ended);
+  };
+
   net::steady_timer ticker(io);
   std::int64_t last_api_tick = 0;
   schedule_tick(ticker, std::chrono::milliseconds(o.hub.expiry_tick_ms), [&] {
@@ -100,6 +112,7 @@ int run(ServeOptions& o) {
     if (clock.now_ms() - last_api_tick >= 1000) {
       last_api_tick = clock.now_ms();
       api.tick();
+      pick_up_external_changes();
     }
   });
 

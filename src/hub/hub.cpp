@@ -137,6 +137,22 @@ void Hub::on_access_revoked(const std::string& context, const std::string& user)
   }
 }
 
+std::size_t Hub::revalidate_subscriptions() {
+  std::vector<std::pair<const Connection*, std::string>> lost;
+  for (const auto& [conn, st] : conns_)
+    for (const std::string& context : st->contexts)
+      if (Status s = access_.check(context, st->user, Access::subscribe);
+          !s && s.code() != ErrorCode::unavailable)  // a busy store is no reason to drop anyone
+        lost.emplace_back(conn, context);
+  for (const auto& [conn, context] : lost) {
+    if (!unsubscribe(*conn, context)) continue;
+    spdlog::info("hub: {} lost access to {}, subscription ended", conns_.at(conn)->user, context);
+    conns_.at(conn)->conn->send(std::make_shared<const std::string>(
+        frames::unsubscribed_frame(next_frame_id(), context, "access_revoked")));
+  }
+  return lost.size();
+}
+
 // ---- admission -----------------------------------------------------------------------------
 
 // Every check that costs microseconds, in order of cost, before any signature work. Issuer

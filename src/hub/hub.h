@@ -93,6 +93,9 @@ class Hub {
   void tick();
   // A membership was revoked: the user's connections stop receiving the context.
   void on_access_revoked(const std::string& context, const std::string& user);
+  // Re-checks every live subscription against the store (after another process, e.g. the
+  // `presd context revoke` CLI, changed it) and ends those that lost access. Returns how many.
+  std::size_t revalidate_subscriptions();
 
   HubStats stats() const;
   const HubConfig& config() const { return config_; }

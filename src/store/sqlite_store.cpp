@@ -365,3 +365,13 @@ Result<std::vector<StoredKey>> SqliteStore::list_keys(std::string_view id_tag) {
 }
 
 }  // namespace presd
+
+namespace presd {
+
+Result<std::int64_t> SqliteStore::external_change_counter() {
+  return guarded("data_version", [&]() -> Result<std::int64_t> {
+    return static_cast<std::int64_t>(db_->execAndGet("PRAGMA data_version").getInt64());
+  });
+}
+
+}  // namespace presd

@@ -27,6 +27,7 @@ class SqliteStore final : public MembershipStore, public KeyStore {
   Result<std::optional<Member>> find_member(std::string_view context_id,
                                             std::string_view id_tag) override;
   Result<std::vector<Member>> list_members(std::string_view context_id) override;
+  Result<std::int64_t> external_change_counter() override;  // PRAGMA data_version
 
   Status add_tenant(std::string_view id_tag) override;
   Result<bool> has_tenant(std::string_view id_tag) override;

@@ -30,6 +30,10 @@ class MembershipStore {
                                                     std::string_view id_tag) = 0;
   // Active and deleted members, ordered by id_tag.
   virtual Result<std::vector<Member>> list_members(std::string_view context_id) = 0;
+
+  // Changes when another process (or connection) commits to the store, so a running server
+  // notices `presd context ...` CLI edits. Writes through this object do not change it.
+  virtual Result<std::int64_t> external_change_counter() = 0;
 };
 
 class KeyStore {

@@ -285,6 +285,20 @@ TEST_F(HubTest, RevokedMemberStopsReceiving) {
   EXPECT_TRUE(carol->take("ACTION").empty());
 }
 
+TEST_F(HubTest, RevalidationEndsSubscriptionsThatLostAccessElsewhere) {
+  auto carol = connect("carol.test"), bob = connect("bob.test");
+  ASSERT_TRUE(hub_->subscribe(*carol, kConv).ok());
+  ASSERT_TRUE(hub_->subscribe(*bob, kConv).ok());
+  ASSERT_TRUE(store_.revoke(kConv, "carol.test").ok());  // as the CLI would, without telling the hub
+  EXPECT_EQ(hub_->revalidate_subscriptions(), 1u);
+  ASSERT_EQ(carol->take("UNSUBSCRIBED").size(), 1u);
+  EXPECT_TRUE(bob->take("UNSUBSCRIBED").empty());
+  ASSERT_TRUE(request("alice.test", "TYPING").ok());
+  EXPECT_TRUE(carol->take("ACTION").empty());
+  EXPECT_EQ(bob->take("ACTION").size(), 1u);
+  EXPECT_EQ(hub_->revalidate_subscriptions(), 0u);
+}
+
 TEST_F(HubTest, SubscriptionCapIsEnforced) {
   config_.max_subscriptions_per_connection = 1;
   hub_ = std::make_unique<Hub>(config_, clock_, store_, keys_,

@@ -296,6 +296,7 @@ class FailingStore final : public MembershipStore {
   Result<std::vector<Member>> list_members(std::string_view) override {
     return Error(ErrorCode::internal, "unused");
   }
+  Result<std::int64_t> external_change_counter() override { return Error(ErrorCode::internal, "unused"); }
 };
 
 TEST(AccessCheckerErrors, FindContextErrorPropagates) {

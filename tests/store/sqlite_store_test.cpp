@@ -695,3 +695,23 @@ TEST(SqliteStoreFile, BusyDatabaseIsUnavailable) {
 
 }  // namespace
 }  // namespace presd
+
+namespace presd {
+namespace {
+
+TEST(SqliteStoreFile, ExternalChangeCounterSeesOtherConnectionsOnly) {
+  TempDir dir;
+  SqliteStore server(dir.file("presd.db"));
+  auto before = server.external_change_counter();
+  ASSERT_TRUE(before);
+  ASSERT_TRUE(server.create_context({"room:a", "o.example.net", "o.example.net", 1}));
+  EXPECT_EQ(*server.external_change_counter(), *before);  // own writes do not count
+  {
+    SqliteStore cli(dir.file("presd.db"));
+    ASSERT_TRUE(cli.grant("room:a", "u.example.net", Role::member));
+  }
+  EXPECT_NE(*server.external_change_counter(), *before);
+}
+
+}  // namespace
+}  // namespace presd
