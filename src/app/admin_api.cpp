@@ -1,4 +1,5 @@
 #include "app/admin_api.h"
+#include "common/strict_json.h"
 
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
@@ -52,10 +53,10 @@ HttpResponse ok(int status, const json::value& data, const Clock& clock) {
 HttpResponse fail(ErrorCode code, std::string message) { return error_response(Error(code, std::move(message))); }
 
 Result<json::object> body_object(const HttpRequest& req) {
-  json::error_code ec;
-  json::value v = json::parse(req.body, ec);
-  if (ec || !v.is_object()) return Error(ErrorCode::bad_request, "body must be a JSON object");
-  return std::move(v.get_object());
+  StrictJson v = parse_strict_json(req.body);
+  if (!v.ok() || !v.value.is_object())
+    return Error(ErrorCode::bad_request, "body must be a JSON object without duplicate keys");
+  return std::move(v.value.get_object());
 }
 
 std::optional<std::string> string_member(const json::object& o, std::string_view key) {

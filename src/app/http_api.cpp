@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "common/identifiers.h"
+#include "common/strict_json.h"
 #include "common/time_format.h"
 #include "hub/frames.h"
 #include "hub/pres_request.h"
@@ -98,9 +99,10 @@ void HttpApi::route(HttpRequest& req, Responder& respond) {
 void HttpApi::handle_actions(const HttpRequest& req, Responder respond) {
   auto claims = authenticate(req, false);
   if (!claims) return respond(error_response(claims.error()));
-  json::error_code ec;
-  json::value body = json::parse(req.body, ec);
-  if (ec || !body.is_object()) return respond(error_response(Error(ErrorCode::bad_request, "body must be a JSON object")));
+  StrictJson parsed = parse_strict_json(req.body);
+  if (!parsed.ok() || !parsed.value.is_object())
+    return respond(error_response(Error(ErrorCode::bad_request, "body must be a JSON object without duplicate keys")));
+  const json::value& body = parsed.value;
   const json::object& obj = body.get_object();
   auto type = obj.find("type");
   if (type == obj.end() || !type->value().is_string() || type->value().get_string() != "PRES")
@@ -114,9 +116,10 @@ void HttpApi::handle_actions(const HttpRequest& req, Responder respond) {
 }
 
 void HttpApi::handle_inbox(const HttpRequest& req, Responder respond) {
-  json::error_code ec;
-  json::value body = json::parse(req.body, ec);
-  if (ec || !body.is_object()) return respond(error_response(Error(ErrorCode::bad_request, "body must be a JSON object")));
+  StrictJson parsed = parse_strict_json(req.body);
+  if (!parsed.ok() || !parsed.value.is_object())
+    return respond(error_response(Error(ErrorCode::bad_request, "body must be a JSON object without duplicate keys")));
+  const json::value& body = parsed.value;
   auto token = body.get_object().find("token");
   if (token == body.get_object().end() || !token->value().is_string())
     return respond(error_response(Error(ErrorCode::bad_request, "token (string) is required")));

@@ -1,4 +1,5 @@
 #include "hub/bus_protocol.h"
+#include "common/strict_json.h"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -45,10 +46,12 @@ std::string accepted_ack(const Accepted& a, bool with_token) {
 }  // namespace
 
 void BusProtocol::on_message(const ConnPtr& conn, std::string_view text) {
-  json::error_code ec;
-  json::value frame = json::parse(text, ec);
-  if (ec || !frame.is_object()) return fail(conn, "null", Error(ErrorCode::bad_request, "frame is not a JSON object"));
-  const json::object& obj = frame.get_object();
+  StrictJson frame = parse_strict_json(text);
+  if (frame.problem == JsonProblem::duplicate_key)
+    return fail(conn, "null", Error(ErrorCode::bad_request, "duplicate key '" + frame.detail + "' in frame"));
+  if (!frame.ok() || !frame.value.is_object())
+    return fail(conn, "null", Error(ErrorCode::bad_request, "frame is not a JSON object"));
+  const json::object& obj = frame.value.get_object();
 
   // Echo the id as sent (string or number); anything else answers with null.
   std::string id = "null";
