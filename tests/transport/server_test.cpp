@@ -1,0 +1,623 @@
+// transport::Server over real loopback sockets: a small Handler on the server side, Beast's
+// synchronous HTTP/WebSocket clients on the test side. The server's io_context runs on a
+// background thread; everything that touches server objects is posted to it.
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "transport/server.h"
+
+namespace presd::transport {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+// A tiny JSON-ish echo: good enough to check the fields without a JSON library.
+std::string describe(const HttpRequest& r) {
+  return "method=" + r.method + "|target=" + r.target + "|path=" + r.path + "|query=" + r.query +
+         "|q=" + r.query_param("q") + "|host=" + r.host + "|auth=" + r.authorization + "|ct=" + r.content_type +
+         "|ip=" + r.remote_ip + "|body=" + r.body;
+}
+
+class TestHandler : public Handler {
+ public:
+  explicit TestHandler(asio::io_context& io) : io_(io) {}
+
+  void on_http(HttpRequest request, Responder respond) override {
+    if (request.path == "/later") {
+      // Answer asynchronously, from a later I/O-thread turn.
+      asio::post(io_, [respond = std::move(respond)] { respond(HttpResponse{202, "text/plain", "later", {}}); });
+      return;
+    }
+    if (request.path == "/slow") {
+      auto timer = std::make_shared<asio::steady_timer>(io_, 300ms);
+      timer->async_wait([timer, respond = std::move(respond)](boost::system::error_code) {
+        respond(HttpResponse{200, "text/plain", "slow", {}});
+      });
+      return;
+    }
+    if (request.path == "/drop") return;  // responder dropped: the transport answers 500
+    HttpResponse res;
+    res.content_type = "text/plain";
+    res.body = describe(request);
+    res.headers.emplace_back("X-Test", "yes");
+    respond(std::move(res));
+  }
+
+  WsAccept on_ws_upgrade(const HttpRequest& request) override {
+    if (request.query_param("token") == "bad") return WsAccept{false, 4401, "auth_required", nullptr};
+    return WsAccept{true, 0, "", std::make_shared<std::string>(request.path)};
+  }
+
+  void on_ws_open(const std::shared_ptr<WsConnection>& conn, std::shared_ptr<void> state) override {
+    std::lock_guard lock(mu_);
+    open_paths_.push_back(*std::static_pointer_cast<std::string>(state));
+    conns_.push_back(conn);
+    cv_.notify_all();
+  }
+
+  void on_ws_message(const std::shared_ptr<WsConnection>& conn, std::string_view text) override {
+    conn->send(std::make_shared<const std::string>("echo:" + std::string(text)));
+  }
+
+  void on_ws_close(const std::shared_ptr<WsConnection>& conn) override {
+    std::lock_guard lock(mu_);
+    closed_ids_.push_back(conn->id());
+    cv_.notify_all();
+  }
+
+  // Waits until at least n connections opened; returns them.
+  std::vector<std::shared_ptr<WsConnection>> wait_open(std::size_t n) {
+    std::unique_lock lock(mu_);
+    EXPECT_TRUE(cv_.wait_for(lock, 5s, [&] { return conns_.size() >= n; })) << "on_ws_open not called";
+    return conns_;
+  }
+  std::vector<std::uint64_t> wait_closed(std::size_t n) {
+    std::unique_lock lock(mu_);
+    EXPECT_TRUE(cv_.wait_for(lock, 5s, [&] { return closed_ids_.size() >= n; })) << "on_ws_close not called";
+    return closed_ids_;
+  }
+  std::vector<std::string> open_paths() {
+    std::lock_guard lock(mu_);
+    return open_paths_;
+  }
+  std::size_t closed_count() {
+    std::lock_guard lock(mu_);
+    return closed_ids_.size();
+  }
+
+ private:
+  asio::io_context& io_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<WsConnection>> conns_;
+  std::vector<std::string> open_paths_;
+  std::vector<std::uint64_t> closed_ids_;
+};
+
+// Aborts the process if a test hangs (blocking socket reads have no timeout).
+class Watchdog {
+ public:
+  explicit Watchdog(std::chrono::seconds limit) {
+    thread_ = std::thread([this, limit] {
+      std::unique_lock lock(mu_);
+      if (!cv_.wait_for(lock, limit, [&] { return done_; })) {
+        std::fprintf(stderr, "test timed out after %lld s\n", static_cast<long long>(limit.count()));
+        std::abort();
+      }
+    });
+  }
+  ~Watchdog() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { spdlog::set_level(spdlog::level::warn); }
+
+  void start(ServerConfig cfg = {}) {
+    cfg.bind_address = "127.0.0.1";
+    cfg.port = 0;
+    server_ = std::make_unique<Server>(io_, cfg, handler_);
+    server_->start();
+    ASSERT_NE(server_->port(), 0);
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    work_.reset();
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+    server_.reset();
+  }
+
+  // Runs f on the I/O thread and returns its result.
+  template <class F>
+  auto on_io(F f) -> decltype(f()) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto fut = task.get_future();
+    asio::post(io_, [&task] { task(); });
+    EXPECT_EQ(fut.wait_for(5s), std::future_status::ready);
+    return fut.get();
+  }
+
+  tcp::endpoint endpoint() const { return {asio::ip::make_address("127.0.0.1"), server_->port()}; }
+
+  beast::tcp_stream http_connect() {
+    beast::tcp_stream s(cio_);
+    s.connect(endpoint());
+    return s;
+  }
+
+  std::unique_ptr<websocket::stream<tcp::socket>> ws_connect(const std::string& target = "/ws/bus?token=ok") {
+    auto ws = std::make_unique<websocket::stream<tcp::socket>>(cio_);
+    ws->next_layer().connect(endpoint());
+    ws->handshake("localhost", target);
+    return ws;
+  }
+
+  // Reads until the server closes; returns the close reason (code 0 if none).
+  static websocket::close_reason read_until_close(websocket::stream<tcp::socket>& ws, int* messages = nullptr) {
+    beast::flat_buffer b;
+    for (;;) {
+      beast::error_code ec;
+      ws.read(b, ec);
+      if (ec) {
+        EXPECT_EQ(ec, websocket::error::closed) << ec.message();
+        return ws.reason();
+      }
+      if (messages) ++*messages;
+      b.consume(b.size());
+    }
+  }
+
+  Watchdog watchdog_{30s};
+  asio::io_context io_{1};
+  TestHandler handler_{io_};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{asio::make_work_guard(io_)};
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  asio::io_context cio_;  // client side, used synchronously
+};
+
+// ---------------------------------------------------------------------------------------------
+// HttpRequest::query_param
+// ---------------------------------------------------------------------------------------------
+
+TEST(QueryParamTest, DecodesAndFindsParameters) {
+  HttpRequest r;
+  r.query = "a=1&token=abc%2Edef&empty=&flag&sp=a+b%20c&bad=%zz%4&%74ok=x&a=2";
+  EXPECT_EQ(r.query_param("a"), "1");  // first wins
+  EXPECT_EQ(r.query_param("token"), "abc.def");
+  EXPECT_EQ(r.query_param("empty"), "");
+  EXPECT_EQ(r.query_param("flag"), "");
+  EXPECT_EQ(r.query_param("sp"), "a b c");
+  EXPECT_EQ(r.query_param("bad"), "%zz%4");  // malformed escapes kept verbatim
+  EXPECT_EQ(r.query_param("tok"), "x");      // encoded key
+  EXPECT_EQ(r.query_param("missing"), "");
+  r.query = "";
+  EXPECT_EQ(r.query_param("a"), "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(ServerTest, HttpGetAndPostOnOneKeepAliveConnection) {
+  start();
+  auto s = http_connect();
+  beast::flat_buffer buf;
+
+  http::request<http::string_body> get{http::verb::get, "/a%20b/c?q=x%26y&z=1", 11};
+  get.set(http::field::host, "Example.COM:8080");
+  get.set(http::field::authorization, "Bearer t0k");
+  http::write(s, get);
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res[http::field::content_type], "text/plain");
+  EXPECT_EQ(res["X-Test"], "yes");
+  EXPECT_TRUE(res.keep_alive());
+  EXPECT_EQ(res.body(),
+            "method=GET|target=/a%20b/c?q=x%26y&z=1|path=/a b/c|query=q=x%26y&z=1|q=x&y|host=example.com|"
+            "auth=Bearer t0k|ct=|ip=127.0.0.1|body=");
+
+  http::request<http::string_body> post{http::verb::post, "/echo", 11};
+  post.set(http::field::host, "[::1]:9");
+  post.set(http::field::content_type, "application/json");
+  post.body() = R"({"hello":1})";
+  post.prepare_payload();
+  http::write(s, post);
+  http::response<http::string_body> res2;
+  http::read(s, buf, res2);
+  EXPECT_EQ(res2.result_int(), 200);
+  EXPECT_EQ(res2.body(),
+            R"(method=POST|target=/echo|path=/echo|query=|q=|host=[::1]|auth=|ct=application/json|ip=127.0.0.1|body={"hello":1})");
+  EXPECT_EQ(server_->connection_count(), 1u);
+}
+
+TEST_F(ServerTest, DeferredAndDroppedResponders) {
+  start();
+  auto s = http_connect();
+  beast::flat_buffer buf;
+  http::request<http::string_body> req{http::verb::get, "/later", 11};
+  req.set(http::field::host, "x");
+  http::write(s, req);
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  EXPECT_EQ(res.result_int(), 202);
+  EXPECT_EQ(res.body(), "later");
+
+  req.target("/drop");
+  http::write(s, req);
+  http::response<http::string_body> res2;
+  http::read(s, buf, res2);
+  EXPECT_EQ(res2.result_int(), 500);
+}
+
+TEST_F(ServerTest, BodyOverLimitIs413AndCloses) {
+  ServerConfig cfg;
+  cfg.max_body_bytes = 1024;
+  start(cfg);
+  auto s = http_connect();
+  http::request<http::string_body> req{http::verb::post, "/echo", 11};
+  req.set(http::field::host, "x");
+  req.body() = std::string(100 * 1024, 'a');
+  req.prepare_payload();
+  http::write(s, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  EXPECT_EQ(res.result_int(), 413);
+  EXPECT_NE(res.body().find(R"({"error":{"code":"payload_too_large","message":)"), std::string::npos) << res.body();
+  EXPECT_FALSE(res.keep_alive());
+  beast::error_code ec;
+  http::response<http::string_body> more;
+  http::read(s, buf, more, ec);
+  EXPECT_EQ(ec, http::error::end_of_stream);
+}
+
+TEST_F(ServerTest, ChunkedBodyOverLimitIs413) {
+  ServerConfig cfg;
+  cfg.max_body_bytes = 16;
+  start(cfg);
+  auto s = http_connect();
+  const std::string raw =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "10\r\n0123456789abcdef\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n";
+  asio::write(s, asio::buffer(raw));
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  EXPECT_EQ(res.result_int(), 413);
+}
+
+TEST_F(ServerTest, GarbageRequestLineIs400) {
+  start();
+  auto s = http_connect();
+  asio::write(s, asio::buffer(std::string("this is not http\r\n\r\n")));
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  EXPECT_EQ(res.result_int(), 400);
+  EXPECT_NE(res.body().find(R"({"error":{"code":"bad_request")"), std::string::npos) << res.body();
+}
+
+TEST_F(ServerTest, HeaderOverLimitIsRejected) {
+  ServerConfig cfg;
+  cfg.max_header_bytes = 1024;
+  start(cfg);
+  auto s = http_connect();
+  http::request<http::string_body> req{http::verb::get, "/", 11};
+  req.set(http::field::host, "x");
+  req.set("X-Big", std::string(4096, 'b'));
+  http::write(s, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  EXPECT_EQ(res.result_int(), 431);
+  EXPECT_NE(res.body().find(R"("code":"bad_request")"), std::string::npos) << res.body();
+}
+
+TEST_F(ServerTest, IdleKeepAliveConnectionIsClosed) {
+  ServerConfig cfg;
+  cfg.http_idle_timeout = 1s;
+  start(cfg);
+  auto s = http_connect();
+  http::request<http::string_body> req{http::verb::get, "/", 11};
+  req.set(http::field::host, "x");
+  http::write(s, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  const auto t0 = std::chrono::steady_clock::now();
+  beast::error_code ec;
+  http::read(s, buf, res, ec);
+  EXPECT_EQ(ec, http::error::end_of_stream);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+}
+
+TEST_F(ServerTest, MaxConnectionsRefusesExtraConnections) {
+  ServerConfig cfg;
+  cfg.max_connections = 1;
+  start(cfg);
+  auto first = http_connect();
+  // Make sure the first one is accepted and counted.
+  http::request<http::string_body> req{http::verb::get, "/", 11};
+  req.set(http::field::host, "x");
+  http::write(first, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(first, buf, res);
+  EXPECT_EQ(res.result_int(), 200);
+
+  auto second = http_connect();
+  beast::error_code ec;
+  http::write(second, req, ec);  // may or may not fail, the server closes it
+  http::response<http::string_body> res2;
+  beast::flat_buffer buf2;
+  http::read(second, buf2, res2, ec);
+  EXPECT_TRUE(ec) << "second connection should have been closed";
+  EXPECT_EQ(server_->connection_count(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(ServerTest, WebSocketEchoAndCloseCallback) {
+  start();
+  auto ws = ws_connect("/ws/bus?token=ok");
+  auto conns = handler_.wait_open(1);
+  EXPECT_EQ(handler_.open_paths().at(0), "/ws/bus");
+  EXPECT_EQ(conns.at(0)->remote_ip(), "127.0.0.1");
+
+  ws->text(true);
+  ws->write(asio::buffer(std::string("hello")));
+  beast::flat_buffer b;
+  ws->read(b);
+  EXPECT_TRUE(ws->got_text());
+  EXPECT_EQ(beast::buffers_to_string(b.data()), "echo:hello");
+
+  ws->close(websocket::close_code::normal);
+  auto closed = handler_.wait_closed(1);
+  EXPECT_EQ(closed.at(0), conns.at(0)->id());
+  // After on_ws_close the connection no longer accepts frames.
+  EXPECT_FALSE(on_io([&] { return conns[0]->send(std::make_shared<const std::string>("late")); }));
+  for (int i = 0; i < 100 && server_->connection_count() != 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(server_->connection_count(), 0u);
+}
+
+TEST_F(ServerTest, RefusedUpgradeClosesWithCodeAndReason) {
+  start();
+  auto ws = ws_connect("/ws/bus?token=bad");
+  const auto reason = read_until_close(*ws);
+  EXPECT_EQ(reason.code, 4401);
+  EXPECT_EQ(std::string(reason.reason.data(), reason.reason.size()), "auth_required");
+  EXPECT_EQ(handler_.closed_count(), 0u);  // never opened, so never closed
+}
+
+TEST_F(ServerTest, BinaryMessageCloses1003) {
+  start();
+  auto ws = ws_connect();
+  handler_.wait_open(1);
+  ws->binary(true);
+  ws->write(asio::buffer(std::string("\x01\x02", 2)));
+  EXPECT_EQ(read_until_close(*ws).code, 1003);
+  handler_.wait_closed(1);
+}
+
+TEST_F(ServerTest, OversizeMessageCloses1009) {
+  ServerConfig cfg;
+  cfg.max_ws_message_bytes = 1024;
+  start(cfg);
+  auto ws = ws_connect();
+  handler_.wait_open(1);
+  ws->write(asio::buffer(std::string(1024, 'x')));  // at the limit: fine
+  beast::flat_buffer b;
+  ws->read(b);
+  EXPECT_EQ(b.size(), 1024u + 5u);
+  // Far over the limit: the server refuses it from the frame header and must still deliver its
+  // close frame while the rest of the message is arriving.
+  ws->write(asio::buffer(std::string(256 * 1024, 'x')));
+  EXPECT_EQ(read_until_close(*ws).code, 1009);
+  handler_.wait_closed(1);
+}
+
+TEST_F(ServerTest, SharedBufferSentToTwoConnections) {
+  start();
+  auto a = ws_connect();
+  auto b = ws_connect();
+  auto conns = handler_.wait_open(2);
+  EXPECT_NE(conns[0]->id(), conns[1]->id());
+  EXPECT_LT(conns[0]->id(), conns[1]->id());
+  auto frame = std::make_shared<const std::string>("broadcast");
+  const bool ok = on_io([&] { return conns[0]->send(frame) && conns[1]->send(frame); });
+  EXPECT_TRUE(ok);
+  for (auto* ws : {a.get(), b.get()}) {
+    beast::flat_buffer buf;
+    ws->read(buf);
+    EXPECT_EQ(beast::buffers_to_string(buf.data()), "broadcast");
+  }
+  // Only the test still references the frame once both writes completed.
+  for (int i = 0; i < 100 && frame.use_count() > 1; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(frame.use_count(), 1);
+}
+
+TEST_F(ServerTest, SlowConsumerCloses1008) {
+  ServerConfig cfg;
+  cfg.max_ws_queue_bytes = 8 * 1024;
+  start(cfg);
+  auto ws = ws_connect();
+  auto conns = handler_.wait_open(1);
+  auto frame = std::make_shared<const std::string>(std::string(1024, 's'));
+  // The client reads nothing; one burst on the I/O thread overflows the queue.
+  const int accepted = on_io([&] {
+    int n = 0;
+    for (int i = 0; i < 100; ++i) {
+      if (!conns[0]->send(frame)) break;
+      ++n;
+    }
+    return n;
+  });
+  EXPECT_EQ(accepted, 8);
+  EXPECT_FALSE(on_io([&] { return conns[0]->send(frame); }));
+  int messages = 0;
+  const auto reason = read_until_close(*ws, &messages);
+  EXPECT_EQ(reason.code, 1008);
+  EXPECT_EQ(std::string(reason.reason.data(), reason.reason.size()), "slow consumer");
+  EXPECT_LE(messages, 8);
+  handler_.wait_closed(1);
+}
+
+TEST_F(ServerTest, ApplicationCloseSendsQueuedFramesThenCloseFrame) {
+  start();
+  auto ws = ws_connect();
+  auto conns = handler_.wait_open(1);
+  on_io([&] {
+    conns[0]->send(std::make_shared<const std::string>("one"));
+    conns[0]->send(std::make_shared<const std::string>("two"));
+    conns[0]->close(4000, std::string(200, 'r'));  // reason truncated to fit a control frame
+    return 0;
+  });
+  int messages = 0;
+  const auto reason = read_until_close(*ws, &messages);
+  EXPECT_EQ(messages, 2);
+  EXPECT_EQ(reason.code, 4000);
+  EXPECT_EQ(reason.reason.size(), 123u);
+  handler_.wait_closed(1);
+}
+
+TEST_F(ServerTest, ServerPingsIdleConnections) {
+  ServerConfig cfg;
+  cfg.ws_ping_interval = 1s;
+  start(cfg);
+  auto ws = ws_connect();
+  handler_.wait_open(1);
+  std::atomic<int> pings{0};
+  ws->control_callback([&](websocket::frame_type kind, beast::string_view) {
+    if (kind == websocket::frame_type::ping) ++pings;
+  });
+  beast::flat_buffer b;
+  bool read_done = false;
+  ws->async_read(b, [&](beast::error_code, std::size_t) { read_done = true; });
+  cio_.run_for(2500ms);
+  EXPECT_GE(pings.load(), 1);
+  EXPECT_FALSE(read_done);  // pinged, answered, still open
+}
+
+TEST_F(ServerTest, ShutdownClosesWebSocketsWith1001AndRunsDone) {
+  start();
+  auto ws = ws_connect();
+  handler_.wait_open(1);
+  auto idle_http = http_connect();
+  {
+    http::request<http::string_body> req{http::verb::get, "/", 11};
+    req.set(http::field::host, "x");
+    http::write(idle_http, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(idle_http, buf, res);
+  }
+  std::promise<std::thread::id> done;
+  server_->shutdown(5000ms, [&] { done.set_value(std::this_thread::get_id()); });
+  EXPECT_EQ(read_until_close(*ws).code, 1001);
+  {
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    http::read(idle_http, buf, res, ec);
+    EXPECT_EQ(ec, http::error::end_of_stream);
+  }
+  auto fut = done.get_future();
+  ASSERT_EQ(fut.wait_for(3s), std::future_status::ready);
+  EXPECT_EQ(fut.get(), thread_.get_id());
+  EXPECT_EQ(server_->connection_count(), 0u);
+  handler_.wait_closed(1);
+  // No longer accepting.
+  beast::tcp_stream s(cio_);
+  beast::error_code ec;
+  s.socket().connect(endpoint(), ec);
+  EXPECT_TRUE(ec);
+}
+
+TEST_F(ServerTest, ShutdownLetsInFlightResponseFinish) {
+  start();
+  auto s = http_connect();
+  http::request<http::string_body> req{http::verb::get, "/slow", 11};
+  req.set(http::field::host, "x");
+  std::promise<void> done;
+  // Shutdown arrives while the handler is still working on the request (it answers after 300 ms).
+  http::write(s, req);
+  std::this_thread::sleep_for(50ms);
+  server_->shutdown(5000ms, [&] { done.set_value(); });
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res.body(), "slow");
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_EQ(done.get_future().wait_for(3s), std::future_status::ready);
+}
+
+TEST_F(ServerTest, ShutdownGraceExpiresWithStuckConnection) {
+  start();
+  // A connection that never sends a full request keeps the server busy until the grace ends.
+  auto s = http_connect();
+  asio::write(s, asio::buffer(std::string("GET / HTTP/1.1\r\n")));
+  std::this_thread::sleep_for(50ms);
+  std::promise<void> done;
+  const auto t0 = std::chrono::steady_clock::now();
+  server_->shutdown(300ms, [&] { done.set_value(); });
+  EXPECT_EQ(done.get_future().wait_for(3s), std::future_status::ready);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
+}
+
+TEST_F(ServerTest, BindFailureThrowsSystemError) {
+  start();
+  ServerConfig cfg;
+  cfg.bind_address = "127.0.0.1";
+  cfg.port = server_->port();
+  asio::io_context other;
+  TestHandler h(other);
+  Server s2(other, cfg, h);
+  EXPECT_THROW(s2.start(), std::system_error);
+}
+
+}  // namespace
+}  // namespace presd::transport
