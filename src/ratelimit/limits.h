@@ -90,7 +90,7 @@ class ReplayFilter {
   limits_detail::StringKeyedMap<std::int64_t> expiry_;
 };
 
-// Defaults documented in docs/limits.md.
+// Defaults documented in docs/configuration.md (and `presd serve --help`).
 struct RateLimitConfig {
   double issuer_rate_per_s = 10, issuer_burst = 20;          // PRES per issuer id_tag
   double connection_rate_per_s = 5, connection_burst = 20;   // frames per WebSocket connection
