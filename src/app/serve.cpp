@@ -72,6 +72,8 @@ int run(ServeOptions& o) {
       throw std::runtime_error("tenant " + tag + ": " + s.error().message);
   }
   if (Status s = keys.load(); !s) throw std::runtime_error("loading keys: " + s.error().message);
+  if (keys.tenants().empty())
+    spdlog::warn("no tenants hosted yet: add one with --tenant ID, `presd tenant add ID` or POST /api/admin/tenants");
   ApiSecrets secrets{dir.access_secret(), dir.admin_token()};
 
   net::io_context io(1);
