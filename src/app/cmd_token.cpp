@@ -170,13 +170,14 @@ void add_token_commands(CLI::App& root) {
   });
 
   struct IssueOptions {
-    std::string data_dir = "./data", user, tenant;
+    std::string data_dir = "./data", user, tenant, secret_file;
     std::int64_t ttl_s = 86400;
   };
   auto io = std::make_shared<IssueOptions>();
   CLI::App* issue = token->add_subcommand("issue", "Mint an HS256 client access token {iss, sub, exp}");
   issue->add_option("--data-dir", io->data_dir, "Data dir holding access.secret")->capture_default_str();
   issue->add_option("--user", io->user, "The user (sub)")->required();
+  issue->add_option("--access-secret-file", io->secret_file, "Secret file (default: <data-dir>/access.secret)");
   issue->add_option("--tenant", io->tenant, "The tenant the client connects to (iss; default: the user)");
   issue->add_option("--ttl", io->ttl_s, "Lifetime in seconds")->capture_default_str()->check(CLI::Range(1, 365 * 86400));
   issue->callback([io] {
@@ -184,7 +185,8 @@ void add_token_commands(CLI::App& root) {
     c.sub = io->user;
     c.iss = io->tenant.empty() ? io->user : io->tenant;
     c.exp = SystemClock().now_s() + io->ttl_s;
-    const std::string secret = DataDir{io->data_dir}.access_secret();
+    const std::string secret =
+        io->secret_file.empty() ? DataDir{io->data_dir}.access_secret() : read_secret_file(io->secret_file);
     const std::string token = issue_access_token(c, secret);
     // Round-trip through the verifier so a bad id_tag is reported here, not at connect time.
     if (auto v = verify_access_token(token, secret, SystemClock().now_s()); !v) fail(v.error());

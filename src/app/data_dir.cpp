@@ -19,6 +19,17 @@ void DataDir::ensure() const {
   ::chmod(path.c_str(), 0700);
 }
 
+std::string read_secret_file(const std::string& path) {
+  std::ifstream in{path};
+  if (!in) throw std::runtime_error("cannot read secret file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  if (s.size() < 16) throw std::runtime_error("secret file " + path + " holds fewer than 16 bytes");
+  return s;
+}
+
 std::string DataDir::load_or_create_secret(const std::string& name, std::size_t bytes) const {
   const std::string file = path + "/" + name;
   if (std::ifstream in{file}) {

@@ -21,4 +21,9 @@ struct DataDir {
   std::string admin_token() const { return load_or_create_secret("admin.token"); }
 };
 
+// A secret from an operator-provided file (e.g. the access secret shared with a reference node),
+// trimmed of trailing whitespace. Throws std::runtime_error if missing, empty or shorter than
+// 16 bytes (a short HS256 secret can be brute-forced offline from any access token).
+std::string read_secret_file(const std::string& path);
+
 }  // namespace presd::app

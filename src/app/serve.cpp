@@ -30,6 +30,8 @@ struct ServeOptions {
   std::string data_dir = "./data";
   std::string listen = "127.0.0.1:8080";
   std::string port_file;
+  std::string access_secret_file;  // default: <data-dir>/access.secret
+  std::string admin_token_file;    // default: <data-dir>/admin.token
   std::vector<std::string> tenants;
   std::string log_level = "info";
   unsigned crypto_threads = 0;  // 0 = hardware concurrency
@@ -74,7 +76,8 @@ int run(ServeOptions& o) {
   if (Status s = keys.load(); !s) throw std::runtime_error("loading keys: " + s.error().message);
   if (keys.tenants().empty())
     spdlog::warn("no tenants hosted yet: add one with --tenant ID, `presd tenant add ID` or POST /api/admin/tenants");
-  ApiSecrets secrets{dir.access_secret(), dir.admin_token()};
+  ApiSecrets secrets{o.access_secret_file.empty() ? dir.access_secret() : read_secret_file(o.access_secret_file),
+                     o.admin_token_file.empty() ? dir.admin_token() : read_secret_file(o.admin_token_file)};
 
   net::io_context io(1);
   const unsigned threads = o.crypto_threads ? o.crypto_threads : std::max(1u, std::thread::hardware_concurrency());
@@ -153,6 +156,10 @@ void add_serve_command(CLI::App& root) {
   cmd->add_option("--data-dir", o->data_dir, "Data directory (SQLite store, secrets)")->capture_default_str();
   cmd->add_option("--listen", o->listen, "Address and port to listen on (port 0 picks one)")->capture_default_str();
   cmd->add_option("--port-file", o->port_file, "Write the bound port to this file once listening");
+  cmd->add_option("--access-secret-file", o->access_secret_file,
+                  "HS256 secret for client access tokens (default: <data-dir>/access.secret, generated)");
+  cmd->add_option("--admin-token-file", o->admin_token_file,
+                  "Bearer token of the admin API (default: <data-dir>/admin.token, generated)");
   cmd->add_option("--tenant", o->tenants, "Host this id_tag (repeatable); a key is generated if it has none");
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error")->capture_default_str();
   cmd->add_option("--crypto-threads", o->crypto_threads, "Threads for ES384 work (0 = one per core)")->capture_default_str();
