@@ -10,7 +10,7 @@
 // ------
 // States live in a slab (std::deque<Slot>, so a PresenceState never moves while it is stored and
 // snapshot() can hand out pointers). Three indexes point into the slab by slot number:
-//   * by_key:     (context, issuer, slot) -> slot number, for upsert;
+//   * by_key:     (context, issuer, slot, audience) -> slot number, for upsert;
 //   * by_context: context -> slot numbers, for snapshot (O(states in the context));
 //   * wheel:      a hashed timing wheel of N = ceil(horizon / tick) + 1 buckets; a state expiring
 //                 at time t is filed under bucket (t / tick) mod N as (slot, generation, t).
@@ -46,15 +46,22 @@ std::string_view presence_slot(std::string_view subtype) {
 
 namespace {
 
+// The audience is part of the key: a broadcast TYPING and a TYPING aimed at one user have
+// different recipients, so replacing one by the other would leave the first one's recipients
+// without an expiry event (a stuck indicator). They are separate states, each expiring.
 struct KeyView {
-  std::string_view context, issuer, slot;
+  std::string_view context, issuer, slot, audience;
   bool operator==(const KeyView&) const = default;
 };
 
 struct Key {
-  std::string context, issuer, slot;
-  KeyView view() const { return {context, issuer, slot}; }
+  std::string context, issuer, slot, audience;
+  KeyView view() const { return {context, issuer, slot, audience}; }
 };
+
+KeyView key_of(const PresenceState& s) {
+  return {s.context, s.issuer, presence_slot(s.subtype), s.audience ? std::string_view(*s.audience) : std::string_view{}};
+}
 
 inline KeyView as_view(const KeyView& k) { return k; }
 inline KeyView as_view(const Key& k) { return k.view(); }
@@ -66,7 +73,7 @@ struct KeyHash {
   std::size_t operator()(const KeyView& k) const {
     std::hash<std::string_view> h;
     std::size_t seed = h(k.context);
-    for (std::string_view part : {k.issuer, k.slot})
+    for (std::string_view part : {k.issuer, k.slot, k.audience})
       seed ^= h(part) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2);
     return seed;
   }
@@ -166,7 +173,7 @@ struct PresenceTable::Impl {
   // Unlinks a stored state from every index and returns it; the slot becomes free.
   PresenceState remove(std::uint32_t idx) {
     Slot& s = slots[idx];
-    by_key.erase(by_key.find(KeyView{s.state.context, s.state.issuer, presence_slot(s.state.subtype)}));
+    by_key.erase(by_key.find(key_of(s.state)));
     auto ctx = by_context.find(std::string_view(s.state.context));
     std::vector<std::uint32_t>& members = ctx->second;
     const std::uint32_t moved = members.back();
@@ -192,14 +199,14 @@ bool PresenceTable::upsert(PresenceState state, std::int64_t now_ms) {
   Impl& m = *impl_;
   m.start(now_ms);
 
-  auto it = m.by_key.find(KeyView{state.context, state.issuer, presence_slot(state.subtype)});
+  auto it = m.by_key.find(key_of(state));
   if (it != m.by_key.end()) {
     const std::uint32_t idx = it->second;
     Impl::Slot& s = m.slots[idx];
     // A stored state that is already past its expiry (awaiting the next expire()) does not
     // block a replacement.
     if (s.state.expires_at_ms > now_ms && s.state.iat_s > state.iat_s) return false;
-    // Same context, issuer and slot: the key and the context index stay as they are.
+    // Same context, issuer, slot and audience: the key and the context index stay as they are.
     s.state = std::move(state);
     s.gen = ++m.last_gen;  // the old wheel entry goes stale
     m.schedule(idx, s.gen, s.state.expires_at_ms);
@@ -210,7 +217,8 @@ bool PresenceTable::upsert(PresenceState state, std::int64_t now_ms) {
   Impl::Slot& s = m.slots[idx];
   s.state = std::move(state);
   s.gen = ++m.last_gen;
-  m.by_key.emplace(Key{s.state.context, s.state.issuer, std::string(presence_slot(s.state.subtype))}, idx);
+  const KeyView k = key_of(s.state);
+  m.by_key.emplace(Key{std::string(k.context), std::string(k.issuer), std::string(k.slot), std::string(k.audience)}, idx);
   m.index_context(idx);
   m.schedule(idx, s.gen, s.state.expires_at_ms);
   return true;

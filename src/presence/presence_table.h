@@ -1,9 +1,11 @@
-// Current presence per (context, issuer, slot), held in memory only and dropped at its expiry
+// Current presence per (context, issuer, slot, audience), held in memory only and dropped at its expiry
 // (iat + TTL): nothing is persisted, so a restart leaves no ghosts. Expiry is a hashed timing
 // wheel: O(1) to schedule, O(1) amortized per expired state, no scans of the table.
 //
 // Slots: ONLINE, AWAY and OFFLINE share the "status" slot (a user has one status per context);
-// TYPING and every app-defined subtype have a slot of their own.
+// TYPING and every app-defined subtype have a slot of their own. A state aimed at one user (aud)
+// never replaces a broadcast one or one aimed at someone else: each has its own recipients, who
+// must each get the expiry.
 #pragma once
 
 #include <cstdint>

@@ -225,6 +225,22 @@ TEST(PresenceTable, SnapshotVisibilityForAudience) {
   EXPECT_EQ(subtypes(t.snapshot("c", "bob", T0 + 5'000)), (std::set<std::string>{"alice:ONLINE"}));
 }
 
+TEST(PresenceTable, AudienceStatesDoNotReplaceBroadcastOnes) {
+  PresenceTable t;
+  ASSERT_TRUE(t.upsert(make("c", "alice", "TYPING", 1, T0 + 30'000), T0));
+  ASSERT_TRUE(t.upsert(make("c", "alice", "TYPING", 2, T0 + 31'000, "bob"), T0 + 1'000));
+  ASSERT_TRUE(t.upsert(make("c", "alice", "TYPING", 2, T0 + 31'000, "dave"), T0 + 1'000));
+  EXPECT_EQ(t.size(), 3u);
+  EXPECT_EQ(t.snapshot("c", "carol", T0 + 1'000).size(), 1u);  // the broadcast one
+  EXPECT_EQ(t.snapshot("c", "bob", T0 + 1'000).size(), 2u);
+  // Each expires on its own, so each one's recipients get their expiry.
+  auto first = t.expire(T0 + 30'000);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_FALSE(first[0].audience.has_value());
+  EXPECT_EQ(t.expire(T0 + 31'000).size(), 2u);
+  EXPECT_EQ(t.size(), 0u);
+}
+
 TEST(PresenceTable, ContextsAreIsolated) {
   PresenceTable t;
   ASSERT_TRUE(t.upsert(make("c1", "alice", "ONLINE", 1, T0 + 30'000), T0));
