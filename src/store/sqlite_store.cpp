@@ -347,7 +347,7 @@ Result<std::vector<StoredKey>> SqliteStore::list_keys(std::string_view id_tag) {
   return guarded("list_keys", [&]() -> Result<std::vector<StoredKey>> {
     SQLite::Statement q(*db_,
                         "SELECT id_tag, key_id, private_pem, public_der, created_at, expires_at "
-                        "FROM keys WHERE id_tag = ? ORDER BY created_at DESC, key_id DESC");
+                        "FROM keys WHERE id_tag = ? ORDER BY created_at DESC, rowid DESC");
     q.bind(1, str(id_tag));
     std::vector<StoredKey> out;
     while (q.executeStep()) {

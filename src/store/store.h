@@ -45,7 +45,7 @@ class KeyStore {
   virtual Result<std::vector<std::string>> list_tenants() = 0;
 
   virtual Status add_key(const StoredKey& key) = 0;  // conflict on (id_tag, key_id)
-  // Newest first (by created_at_s, then key_id).
+  // Newest first (by created_at_s, then insertion order: "-10" is newer than "-9").
   virtual Result<std::vector<StoredKey>> list_keys(std::string_view id_tag) = 0;
 };
 

@@ -321,7 +321,7 @@ TEST_P(SqliteStoreTest, KeysNewestFirstWithExactBytes) {
                                        1717200000))
                   .ok());
   ASSERT_TRUE(store_->add_key(make_key("alice.example.net", "240201", 1706745600)).ok());
-  // Same created_at: key_id breaks the tie, newest (largest) first.
+  // Same created_at: insertion order breaks the tie, the later key first.
   ASSERT_TRUE(store_->add_key(make_key("alice.example.net", "240202", 1706745600)).ok());
   ASSERT_TRUE(store_->add_key(make_key("bob.example.net", "250101", 1900000000)).ok());
 
@@ -348,6 +348,17 @@ TEST_P(SqliteStoreTest, KeysNewestFirstWithExactBytes) {
   auto none = store_->list_keys("nobody.example.net");
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
+}
+
+TEST_P(SqliteStoreTest, SameSecondRotationsKeepInsertionOrder) {
+  for (const char* id : {"240101", "240101-2", "240101-9", "240101-10", "240101-11"})
+    ASSERT_TRUE(store_->add_key(make_key("alice.example.net", id, 1704067200)).ok());
+  auto keys = store_->list_keys("alice.example.net");
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 5u);
+  EXPECT_EQ((*keys)[0].key_id, "240101-11");  // text order would put "-9" first
+  EXPECT_EQ((*keys)[1].key_id, "240101-10");
+  EXPECT_EQ((*keys)[4].key_id, "240101");
 }
 
 TEST_P(SqliteStoreTest, EmptyDerRoundtrips) {
