@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   presd::app::add_admin_commands(app);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    // Our commands fail with "<error_code>: <message>"; CLI11's exit() would print nothing.
+    if (*e.what()) std::fprintf(stderr, "error: %s\n", e.what());
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
