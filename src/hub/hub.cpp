@@ -1,6 +1,8 @@
 #include "hub/hub.h"
 
 #include <openssl/rand.h>
+
+#include <chrono>
 #include <spdlog/spdlog.h>
 
 #include "common/identifiers.h"
@@ -181,6 +183,7 @@ Result<Hub::Admission> Hub::admit(const PresClaims& c, const std::string* signat
 
 void Hub::reject(const Done& done, Error error) {
   ++stats_.rejected;
+  observer_->on_rejected(error.code);
   SPDLOG_DEBUG("PRES rejected: {} {}", to_string(error.code), error.message);
   done(std::move(error));
 }
@@ -195,9 +198,12 @@ void Hub::submit_token(std::string compact, Done done) {
 
   auto token = std::make_shared<PresToken>(std::move(parsed.value()));
   exec_.crypto([this, alive = alive_, token, pub = key->public_key, done = std::move(done)]() mutable {
+    const auto started = std::chrono::steady_clock::now();
     const bool valid = pub.verify(token->signing_input(), token->signature);
-    exec_.home([this, alive = std::move(alive), token, valid, done = std::move(done)] {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    exec_.home([this, alive = std::move(alive), token, valid, seconds, done = std::move(done)] {
       if (!*alive) return;
+      observer_->on_verified(seconds);
       if (!valid) return reject(done, Error(ErrorCode::token_bad_signature, "ES384 signature does not verify"));
       auto result = commit(std::move(*token));
       if (!result) return reject(done, result.error());
@@ -256,6 +262,7 @@ Result<Accepted> Hub::commit(PresToken token) {
     return accepted;
   }
   ++stats_.accepted;
+  observer_->on_accepted();
   SPDLOG_DEBUG("PRES {} from {} in {} accepted", c.subtype, c.iss, c.sub);
   deliver(std::make_shared<const std::string>(frames::action_frame(next_frame_id(), *data)), c.sub, c.aud);
   return accepted;
@@ -268,17 +275,21 @@ void Hub::deliver(const std::shared_ptr<const std::string>& frame, const std::st
   if (it == index.end()) return;
   // Copy first: a send may close a slow connection and re-enter detach().
   const std::vector<const Connection*> targets(it->second.begin(), it->second.end());
+  std::size_t sent = 0;
   for (const Connection* c : targets) {
     auto st = conns_.find(c);
     if (st == conns_.end()) continue;
-    if (st->second->conn->send(frame)) ++stats_.delivered_frames;
+    if (st->second->conn->send(frame)) ++sent;
   }
+  stats_.delivered_frames += sent;
+  observer_->on_delivered(sent);
 }
 
 void Hub::tick() {
   const std::int64_t now = clock_.now_ms();
   for (PresenceState& s : presence_.expire(now)) {
     ++stats_.expired;
+    observer_->on_expired();
     deliver(std::make_shared<const std::string>(frames::expired_frame(next_frame_id(), s)), s.context, s.audience);
   }
   if (now - last_sweep_ms_ >= 1000) {

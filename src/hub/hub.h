@@ -61,6 +61,17 @@ struct HubStats {
   std::uint64_t accepted = 0, rejected = 0, delivered_frames = 0, expired = 0;
 };
 
+// Hooks for metrics; the hub stays free of any metrics library. Called on the hub's thread.
+class HubObserver {
+ public:
+  virtual ~HubObserver() = default;
+  virtual void on_accepted() {}
+  virtual void on_rejected(ErrorCode) {}
+  virtual void on_verified(double /*seconds*/) {}  // one ES384 verification, timed on the crypto pool
+  virtual void on_delivered(std::size_t /*frames*/) {}
+  virtual void on_expired() {}
+};
+
 class Hub {
  public:
   using Done = std::function<void(Result<Accepted>)>;
@@ -98,6 +109,7 @@ class Hub {
   std::size_t revalidate_subscriptions();
 
   HubStats stats() const;
+  void set_observer(HubObserver* observer) { observer_ = observer ? observer : &null_observer_; }
   const HubConfig& config() const { return config_; }
 
  private:
@@ -132,6 +144,8 @@ class Hub {
   std::string frame_prefix_;
   std::int64_t last_sweep_ms_ = 0;
   HubStats stats_;
+  HubObserver null_observer_;
+  HubObserver* observer_ = &null_observer_;
 };
 
 }  // namespace presd

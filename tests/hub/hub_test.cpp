@@ -403,3 +403,44 @@ TEST_F(BusTest, PerConnectionPresQuotaTriggers) {
 
 }  // namespace
 }  // namespace presd
+
+namespace presd {
+namespace {
+
+struct CountingObserver final : HubObserver {
+  int accepted = 0, verified = 0, expired = 0;
+  std::size_t delivered = 0;
+  std::vector<ErrorCode> rejected;
+  void on_accepted() override { ++accepted; }
+  void on_rejected(ErrorCode c) override { rejected.push_back(c); }
+  void on_verified(double seconds) override {
+    ++verified;
+    EXPECT_GT(seconds, 0.0);
+  }
+  void on_delivered(std::size_t n) override { delivered += n; }
+  void on_expired() override { ++expired; }
+};
+
+TEST_F(HubTest, ObserverSeesEveryOutcome) {
+  CountingObserver obs;
+  hub_->set_observer(&obs);
+  auto bob = connect("bob.test"), carol = connect("carol.test");
+  ASSERT_TRUE(hub_->subscribe(*bob, kConv).ok());
+  ASSERT_TRUE(hub_->subscribe(*carol, kConv).ok());
+  const std::string token = sign(claims("alice.test", "TYPING"));
+  ASSERT_TRUE(submit(token).ok());
+  EXPECT_EQ(submit(token).code(), ErrorCode::token_duplicate);
+  EXPECT_EQ(submit("garbage").code(), ErrorCode::token_malformed);
+  EXPECT_EQ(obs.accepted, 1);
+  EXPECT_EQ(obs.verified, 1);  // the duplicate and the garbage never reached the crypto pool
+  EXPECT_EQ(obs.delivered, 2u);
+  EXPECT_EQ(obs.rejected, (std::vector<ErrorCode>{ErrorCode::token_duplicate, ErrorCode::token_malformed}));
+  clock_.advance_ms(31'000);
+  hub_->tick();
+  EXPECT_EQ(obs.expired, 1);
+  EXPECT_EQ(obs.delivered, 4u);  // PRES_EXPIRED to both
+  hub_->set_observer(nullptr);
+}
+
+}  // namespace
+}  // namespace presd
