@@ -6,7 +6,9 @@
 
 #include "common/identifiers.h"
 #include "common/strict_json.h"
+#include "app/demo_assets.h"
 #include "common/time_format.h"
+#include "membership/access.h"
 #include "hub/frames.h"
 #include "hub/pres_request.h"
 
@@ -47,6 +49,7 @@ std::string action_json(const Accepted& a) {
 HttpApi::HttpApi(Hub& hub, MembershipStore& store, KeyStore& key_store, KeyRing& keys, const Clock& clock,
                  ApiSecrets secrets)
     : hub_(hub),
+      store_(store),
       bus_(hub),
       admin_(hub, store, key_store, keys, clock, secrets.admin_token, secrets.access_secret),
       keys_(keys),
@@ -76,6 +79,10 @@ void HttpApi::route(HttpRequest& req, Responder& respond) {
   if (path == "/readyz")
     return respond(draining_ ? json_response(503, "{\"status\":\"draining\"}") : json_response(200, "{\"status\":\"ready\"}"));
 
+  if (path == "/metrics" && metrics_) {
+    if (req.method != "GET") return respond(error_response(Error(ErrorCode::method_not_allowed, "GET")));
+    return respond(HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", metrics_(), {}});
+  }
   if (path == "/api/me") {
     if (req.method != "GET") return respond(error_response(Error(ErrorCode::method_not_allowed, "GET")));
     const std::string_view tenant = tenant_of_host(req.host);
@@ -84,6 +91,21 @@ void HttpApi::route(HttpRequest& req, Responder& respond) {
     return respond(json_response(200, std::move(*me)));
   }
   if (path.starts_with("/api/admin")) return respond(admin_.handle(req));
+  if (path == "/demo" || path == "/demo/" || path.starts_with("/demo/")) {
+    const std::string_view want = path == "/demo/" ? std::string_view("/demo") : std::string_view(path);
+    for (const DemoAsset& a : demo_assets()) {
+      if (a.path != want) continue;
+      if (req.method != "GET") return respond(error_response(Error(ErrorCode::method_not_allowed, "GET")));
+      HttpResponse r{200, std::string(a.content_type) + "; charset=utf-8", std::string(a.body), {}};
+      r.headers.emplace_back("Cache-Control", "no-cache");
+      return respond(std::move(r));
+    }
+  }
+  if (constexpr std::string_view prefix = "/api/contexts/"; path.starts_with(prefix) && path.ends_with("/members")) {
+    if (req.method != "GET") return respond(error_response(Error(ErrorCode::method_not_allowed, "GET")));
+    const std::string_view rest = std::string_view(path).substr(prefix.size());
+    return respond(handle_members(req, rest.substr(0, rest.size() - std::string_view("/members").size())));
+  }
 
   if (draining_) return respond(error_response(Error(ErrorCode::unavailable, "server is shutting down")));
   if (path == "/api/actions" || path == "/api/inbox") {
@@ -132,6 +154,29 @@ void HttpApi::handle_inbox(const HttpRequest& req, Responder respond) {
     const char* status = r->superseded ? "{\"status\":\"superseded\"}" : "{\"status\":\"accepted\"}";
     respond(json_response(r->superseded ? 200 : 201, frames::envelope(status, clock_.now_s())));
   });
+}
+
+// The member list of a context, for clients (the demo page) of users who may subscribe to it.
+HttpResponse HttpApi::handle_members(const HttpRequest& req, std::string_view context_id) {
+  auto claims = authenticate(req, false);
+  if (!claims) return error_response(claims.error());
+  if (!is_valid_context_id(context_id)) return error_response(Error(ErrorCode::bad_request, "not a valid context id"));
+  AccessChecker access(store_);
+  if (Status s = access.check(context_id, claims->sub, Access::subscribe); !s) return error_response(s.error());
+  auto ctx = access.context(context_id);
+  if (!ctx) return error_response(ctx.error());
+  auto members = store_.list_members(context_id);
+  if (!members) return error_response(members.error());
+  json::array list;
+  bool creator_listed = false;
+  for (const Member& m : *members) {
+    if (m.deleted) continue;
+    creator_listed = creator_listed || m.id_tag == ctx->creator;
+    list.push_back(json::object{{"idTag", m.id_tag}, {"role", to_string(m.role)}});
+  }
+  if (!creator_listed) list.insert(list.begin(), json::object{{"idTag", ctx->creator}, {"role", "admin"}});
+  json::object data{{"id", ctx->id}, {"owner", ctx->owner}, {"creator", ctx->creator}, {"members", std::move(list)}};
+  return json_response(200, frames::envelope(json::serialize(data), clock_.now_s()));
 }
 
 HttpApi::WsAccept HttpApi::on_ws_upgrade(const HttpRequest& req) {

@@ -2,6 +2,8 @@
 // limits and the admin API. Beast-free: the transport hands in parsed requests.
 #pragma once
 
+#include <functional>
+
 #include <memory>
 #include <string>
 
@@ -33,6 +35,8 @@ class HttpApi final : public transport::Handler {
   void on_ws_message(const std::shared_ptr<transport::WsConnection>& conn, std::string_view text) override;
   void on_ws_close(const std::shared_ptr<transport::WsConnection>& conn) override;
 
+  // Serves GET /metrics from this source (Prometheus text format) when set.
+  void set_metrics(std::function<std::string()> scrape) { metrics_ = std::move(scrape); }
   // Sweeps per-IP limiter memory; call about once a second.
   void tick();
   // While draining, new work is refused with 503 and /readyz reports not ready.
@@ -42,9 +46,11 @@ class HttpApi final : public transport::Handler {
   void route(transport::HttpRequest& req, transport::Responder& respond);
   void handle_actions(const transport::HttpRequest& req, transport::Responder respond);
   void handle_inbox(const transport::HttpRequest& req, transport::Responder respond);
+  transport::HttpResponse handle_members(const transport::HttpRequest& req, std::string_view context);
   Result<AccessClaims> authenticate(const transport::HttpRequest& req, bool allow_query) const;
 
   Hub& hub_;
+  MembershipStore& store_;
   BusProtocol bus_;
   AdminApi admin_;
   KeyRing& keys_;
@@ -52,6 +58,7 @@ class HttpApi final : public transport::Handler {
   ApiSecrets secrets_;
   KeyedRateLimiter ip_limiter_;
   bool draining_ = false;
+  std::function<std::string()> metrics_;
 };
 
 }  // namespace presd::app
