@@ -15,6 +15,8 @@
 #include "app/commands.h"
 #include "app/data_dir.h"
 #include "app/http_api.h"
+#include "app/logging.h"
+#include "app/metrics.h"
 #include "common/identifiers.h"
 #include "hub/hub.h"
 #include "keys/key_ring.h"
@@ -34,6 +36,7 @@ struct ServeOptions {
   std::string admin_token_file;    // default: <data-dir>/admin.token
   std::vector<std::string> tenants;
   std::string log_level = "info";
+  std::string log_format = "text";
   unsigned crypto_threads = 0;  // 0 = hardware concurrency
   int shutdown_grace_ms = 5000;
   HubConfig hub;
@@ -60,7 +63,7 @@ void schedule_tick(net::steady_timer& timer, std::chrono::milliseconds every, st
 }
 
 int run(ServeOptions& o) {
-  spdlog::set_level(spdlog::level::from_str(o.log_level));
+  configure_logging(o.log_level, o.log_format);
   parse_listen(o.listen, o.server);
 
   DataDir dir{o.data_dir};
@@ -88,6 +91,9 @@ int run(ServeOptions& o) {
   Hub hub(o.hub, clock, store, keys, exec);
   HttpApi api(hub, store, store, keys, clock, secrets);
   transport::Server server(io, o.server, api);
+  Metrics metrics(hub, [&server] { return server.connection_count(); });
+  hub.set_observer(&metrics);
+  api.set_metrics([&metrics] { return metrics.scrape(); });
   server.start();
 
   if (!o.port_file.empty()) {
@@ -142,6 +148,7 @@ int run(ServeOptions& o) {
     }
   }
   crypto.join();
+  hub.set_observer(nullptr);  // metrics goes out of scope first
   const HubStats st = hub.stats();
   spdlog::info("presd stopped ({} accepted, {} rejected, {} frames delivered)", st.accepted, st.rejected,
                st.delivered_frames);
@@ -162,6 +169,7 @@ void add_serve_command(CLI::App& root) {
                   "Bearer token of the admin API (default: <data-dir>/admin.token, generated)");
   cmd->add_option("--tenant", o->tenants, "Host this id_tag (repeatable); a key is generated if it has none");
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error")->capture_default_str();
+  cmd->add_option("--log-format", o->log_format, "text, or json (one JSON object per line)")->capture_default_str();
   cmd->add_option("--crypto-threads", o->crypto_threads, "Threads for ES384 work (0 = one per core)")->capture_default_str();
   cmd->add_option("--shutdown-grace-ms", o->shutdown_grace_ms, "How long SIGTERM waits for connections")->capture_default_str();
   cmd->add_option("--pres-ttl", o->hub.freshness.ttl_s, "Seconds a PRES stays live after its iat")->capture_default_str()->check(CLI::Range(1, 3600));
@@ -179,6 +187,10 @@ void add_serve_command(CLI::App& root) {
                   "Minimum ms between two PRES with the same issuer, context and subtype")->capture_default_str();
   cmd->add_option("--max-body-bytes", o->server.max_body_bytes, "HTTP body limit")->capture_default_str();
   cmd->add_option("--max-ws-message-bytes", o->server.max_ws_message_bytes, "WebSocket message limit (close 1009)")->capture_default_str();
+  // --config belongs to the root command (CLI11 reads config files there); fallthrough lets it
+  // follow `serve` on the command line. The file's [serve] section holds these options.
+  // PRESD_<OPTION> environment variables are turned into options by main() (app/env_options.h).
+  cmd->fallthrough();
   cmd->callback([o] {
     const int rc = run(*o);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -90,15 +90,15 @@ async function waitForFile(file, proc, timeoutMs) {
  * opts.tenants: id_tags to host; opts.args: extra serve options; opts.dataDir: reuse a data dir
  * (restart); opts.name: label for the logs.
  */
-export async function startPresd({ tenants = [], args = [], dataDir, name = 'presd' } = {}) {
+export async function startPresd({ tenants = [], args = [], dataDir, name = 'presd', env = {}, logLevel = 'debug' } = {}) {
   const dir = dataDir || makeDataDir();
   const portFile = path.join(dir, 'port');
   try { fs.unlinkSync(portFile); } catch {}
-  const argv = ['serve', '--data-dir', dir, '--listen', '127.0.0.1:0', '--port-file', portFile, '--log-level', 'debug'];
+  const argv = ['serve', '--data-dir', dir, '--listen', '127.0.0.1:0', '--port-file', portFile, '--log-level', logLevel];
   for (const t of tenants) argv.push('--tenant', t);
   argv.push(...args);
 
-  const proc = spawn(PRESD_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(PRESD_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const out = [];
   const onData = (buf) => out.push(buf.toString('utf8'));
   proc.stdout.on('data', onData);
