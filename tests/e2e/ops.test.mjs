@@ -142,3 +142,15 @@ e2e('every subcommand has --help', () => {
     assert.match(out, /Usage:/, c.join(' '));
   }
 });
+
+e2e('docs/configuration.md lists every serve option with its environment variable', () => {
+  const here = path.dirname(new URL(import.meta.url).pathname);
+  const doc = fs.readFileSync(path.join(here, '../../docs/configuration.md'), 'utf8');
+  const help = presdCli(['serve', '--help']);
+  const options = [...help.matchAll(/^\s+(?:-\w,)?--([a-z][a-z-]*)/gm)].map((m) => m[1]).filter((o) => o !== 'help');
+  assert.ok(options.length > 20, help);
+  for (const o of options) {
+    assert.ok(doc.includes(`\`--${o}\``), `--${o} is not documented`);
+    if (o !== 'config') assert.ok(doc.includes(`\`PRESD_${o.toUpperCase().replaceAll('-', '_')}\``), `PRESD_ env of --${o} missing`);
+  }
+});
