@@ -31,7 +31,11 @@ bool is_canonical_id_tag(std::string_view s) {
     ++labels;
     start = dot + 1;
   }
-  return labels >= 2;
+  // An all-digit last label would make "127.0.0.1" an id_tag, and cl-o.<it> an IP literal.
+  const std::string_view tld = s.substr(s.rfind('.') + 1);
+  bool has_letter = false;
+  for (char c : tld) has_letter = has_letter || (c >= 'a' && c <= 'z');
+  return labels >= 2 && has_letter;
 }
 
 bool is_valid_context_id(std::string_view s) {

@@ -9,7 +9,8 @@ namespace presd {
 inline constexpr std::size_t kMaxContextIdBytes = 256;
 
 // Canonical id_tag: lowercase LDH domain, at least two labels, labels 1..63 chars not starting or
-// ending with '-', total 5..253 chars. E.g. "alice.example.net".
+// ending with '-', total 5..253 chars, a last label with a letter (never an IPv4 literal).
+// E.g. "alice.example.net".
 bool is_canonical_id_tag(std::string_view s);
 
 // A PRES `sub`: "a1~" + 43 base64url chars (action id), "@" + canonical id_tag (profile), or

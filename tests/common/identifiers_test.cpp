@@ -19,6 +19,9 @@ TEST(Identifiers, CanonicalIdTag) {
   EXPECT_FALSE(is_canonical_id_tag(".example.net"));
   EXPECT_FALSE(is_canonical_id_tag("example.net."));
   EXPECT_FALSE(is_canonical_id_tag("ex_ample.net"));
+  EXPECT_FALSE(is_canonical_id_tag("127.0.0.1"));   // an IP literal, not a domain
+  EXPECT_FALSE(is_canonical_id_tag("10.0.0.1"));
+  EXPECT_TRUE(is_canonical_id_tag("123.example.io"));
   EXPECT_FALSE(is_canonical_id_tag(std::string(64, 'a') + ".net"));
   EXPECT_TRUE(is_canonical_id_tag(std::string(63, 'a') + ".net"));
   std::string long_tag;
