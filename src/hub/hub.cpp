@@ -193,18 +193,40 @@ void Hub::submit_token(std::string compact, Done done) {
   if (!parsed) return reject(done, parsed.error());
   const PresClaims& c = parsed->claims;
   if (auto adm = admit(c, &parsed->signature); !adm) return reject(done, adm.error());
-  const TenantKey* key = keys_.find(c.iss, c.k);
-  if (!key) return reject(done, Error(ErrorCode::token_unknown_key, "no key " + c.k + " for " + c.iss));
-
   auto token = std::make_shared<PresToken>(std::move(parsed.value()));
-  exec_.crypto([this, alive = alive_, token, pub = key->public_key, done = std::move(done)]() mutable {
+  const PresClaims& claims = token->claims;  // `c` pointed into the moved-from parse result
+  if (const TenantKey* key = keys_.find(claims.iss, claims.k))
+    return verify_and_commit(std::move(token), key->public_key, false, false, std::move(done));
+  if (keys_.hosts(claims.iss) || !remote_keys_)
+    return reject(done, Error(ErrorCode::token_unknown_key, "no key " + claims.k + " for " + claims.iss));
+  fetch_remote_key_and_verify(std::move(token), false, std::move(done));
+}
+
+void Hub::fetch_remote_key_and_verify(std::shared_ptr<PresToken> token, bool retried, Done done) {
+  const std::string iss = token->claims.iss, kid = token->claims.k;
+  remote_keys_->lookup(iss, kid, [this, alive = alive_, token = std::move(token), retried,
+                                  done = std::move(done)](Result<Es384PublicKey> key) mutable {
+    if (!*alive) return;
+    if (!key) return reject(done, key.error());
+    verify_and_commit(std::move(token), std::move(key).value(), true, retried, std::move(done));
+  });
+}
+
+// ES384 on the crypto pool, then back on the hub thread to commit. A remote key that fails
+// may be stale (the issuer rotated): its document is refetched once.
+void Hub::verify_and_commit(std::shared_ptr<PresToken> token, Es384PublicKey key, bool remote, bool retried, Done done) {
+  exec_.crypto([this, alive = alive_, token, pub = std::move(key), remote, retried, done = std::move(done)]() mutable {
     const auto started = std::chrono::steady_clock::now();
     const bool valid = pub.verify(token->signing_input(), token->signature);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    exec_.home([this, alive = std::move(alive), token, valid, seconds, done = std::move(done)] {
+    exec_.home([this, alive = std::move(alive), token, valid, seconds, remote, retried, done = std::move(done)]() mutable {
       if (!*alive) return;
       observer_->on_verified(seconds);
-      if (!valid) return reject(done, Error(ErrorCode::token_bad_signature, "ES384 signature does not verify"));
+      if (!valid) {
+        if (remote && !retried && remote_keys_ && remote_keys_->invalidate_after_failed_verify(token->claims.iss))
+          return fetch_remote_key_and_verify(std::move(token), true, std::move(done));
+        return reject(done, Error(ErrorCode::token_bad_signature, "ES384 signature does not verify"));
+      }
       auto result = commit(std::move(*token));
       if (!result) return reject(done, result.error());
       done(std::move(result));

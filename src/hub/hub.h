@@ -72,6 +72,17 @@ class HubObserver {
   virtual void on_expired() {}
 };
 
+// Public keys of issuers this instance does not host (federation: `GET https://cl-o.<iss>/api/me`,
+// cached). Called on the hub's thread; `done` must also run there, exactly once.
+class RemoteKeySource {
+ public:
+  virtual ~RemoteKeySource() = default;
+  virtual void lookup(const std::string& iss, const std::string& key_id,
+                      std::function<void(Result<Es384PublicKey>)> done) = 0;
+  // A signature failed under a key from this source: true if the next lookup refetches.
+  virtual bool invalidate_after_failed_verify(const std::string& iss) = 0;
+};
+
 class Hub {
  public:
   using Done = std::function<void(Result<Accepted>)>;
@@ -110,6 +121,8 @@ class Hub {
 
   HubStats stats() const;
   void set_observer(HubObserver* observer) { observer_ = observer ? observer : &null_observer_; }
+  // Without a source, tokens of issuers not hosted here are refused with token_unknown_key.
+  void set_remote_keys(RemoteKeySource* source) { remote_keys_ = source; }
   const HubConfig& config() const { return config_; }
 
  private:
@@ -123,6 +136,8 @@ class Hub {
   void deliver(const std::shared_ptr<const std::string>& frame, const std::string& context,
                const std::optional<std::string>& audience);
   void reject(const Done& done, Error error);
+  void fetch_remote_key_and_verify(std::shared_ptr<PresToken> token, bool retried, Done done);
+  void verify_and_commit(std::shared_ptr<PresToken> token, Es384PublicKey key, bool remote, bool retried, Done done);
   std::string next_frame_id();
   static std::string interval_key(const PresClaims& c);
 
@@ -146,6 +161,7 @@ class Hub {
   HubStats stats_;
   HubObserver null_observer_;
   HubObserver* observer_ = &null_observer_;
+  RemoteKeySource* remote_keys_ = nullptr;
 };
 
 }  // namespace presd

@@ -444,3 +444,118 @@ TEST_F(HubTest, ObserverSeesEveryOutcome) {
 
 }  // namespace
 }  // namespace presd
+
+namespace presd {
+namespace {
+
+// Keys of an issuer hosted elsewhere, answered later (as a network fetch would be).
+class FakeRemoteKeys final : public RemoteKeySource {
+ public:
+  std::vector<Result<Es384PublicKey>> answers;  // consumed in order, one per lookup
+  std::vector<std::function<void()>> pending;
+  int lookups = 0, invalidations = 0;
+
+  void lookup(const std::string&, const std::string&, std::function<void(Result<Es384PublicKey>)> done) override {
+    auto answer = answers.at(static_cast<std::size_t>(lookups++));
+    pending.push_back([answer = std::move(answer), done = std::move(done)] { done(answer); });
+  }
+  bool invalidate_after_failed_verify(const std::string&) override {
+    ++invalidations;
+    return true;
+  }
+  void complete_all() {
+    while (!pending.empty()) {
+      auto next = std::move(pending.front());
+      pending.erase(pending.begin());
+      next();
+    }
+  }
+};
+
+class RemoteHubTest : public HubTest {
+ protected:
+  RemoteHubTest() {
+    EXPECT_TRUE(store_.grant(kConv, "remote.example.net", Role::member).ok());
+    hub_->set_remote_keys(&remote_);
+  }
+  std::string remote_token(const Es384PrivateKey& key) {
+    PresClaims c;
+    c.iss = "remote.example.net";
+    c.k = "250101";
+    c.subtype = "TYPING";
+    c.sub = kConv;
+    c.iat = clock_.now_s();
+    return sign_pres_token(c, key);
+  }
+  std::optional<Result<Accepted>> submit_async(std::string token) {
+    hub_->submit_token(std::move(token), [this](Result<Accepted> r) { outcome_.emplace(std::move(r)); });
+    return std::move(outcome_);
+  }
+  FakeRemoteKeys remote_;
+  std::optional<Result<Accepted>> outcome_;
+};
+
+TEST_F(RemoteHubTest, RemoteIssuerVerifiesWithFetchedKeyAndDelivers) {
+  auto bob = connect("bob.test");
+  ASSERT_TRUE(hub_->subscribe(*bob, kConv).ok());
+  Es384PrivateKey key = Es384PrivateKey::generate();
+  remote_.answers.push_back(key.public_key());
+  EXPECT_FALSE(submit_async(remote_token(key)).has_value());  // waits for the key
+  remote_.complete_all();
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_TRUE(outcome_->ok()) << outcome_->error().message;
+  EXPECT_EQ(bob->take("ACTION").size(), 1u);
+}
+
+TEST_F(RemoteHubTest, AStaleKeyIsRefetchedOnceThenTheTokenVerifies) {
+  Es384PrivateKey old_key = Es384PrivateKey::generate(), new_key = Es384PrivateKey::generate();
+  remote_.answers.push_back(old_key.public_key());
+  remote_.answers.push_back(new_key.public_key());
+  submit_async(remote_token(new_key));
+  remote_.complete_all();
+  ASSERT_TRUE(outcome_.has_value());
+  EXPECT_TRUE(outcome_->ok());
+  EXPECT_EQ(remote_.lookups, 2);
+  EXPECT_EQ(remote_.invalidations, 1);
+}
+
+TEST_F(RemoteHubTest, AForgeryFailsAfterOneRefetch) {
+  Es384PrivateKey real = Es384PrivateKey::generate(), forger = Es384PrivateKey::generate();
+  remote_.answers.push_back(real.public_key());
+  remote_.answers.push_back(real.public_key());
+  submit_async(remote_token(forger));
+  remote_.complete_all();
+  ASSERT_TRUE(outcome_.has_value());
+  EXPECT_EQ(outcome_->code(), ErrorCode::token_bad_signature);
+  EXPECT_EQ(remote_.lookups, 2);  // never more than one refetch per token
+}
+
+TEST_F(RemoteHubTest, KeySourceErrorsAreReported) {
+  remote_.answers.push_back(Error(ErrorCode::unavailable, "cl-o.remote.example.net timed out"));
+  submit_async(remote_token(Es384PrivateKey::generate()));
+  remote_.complete_all();
+  ASSERT_TRUE(outcome_.has_value());
+  EXPECT_EQ(outcome_->code(), ErrorCode::unavailable);
+}
+
+TEST_F(RemoteHubTest, CheapRejectionsNeverReachTheKeySource) {
+  const std::string token = remote_token(Es384PrivateKey::generate());
+  clock_.advance_ms(31'000);  // stale before any lookup
+  submit_async(token);
+  ASSERT_TRUE(outcome_.has_value());
+  EXPECT_EQ(outcome_->code(), ErrorCode::token_expired);
+  EXPECT_EQ(remote_.lookups, 0);
+}
+
+TEST_F(HubTest, HostedIssuerWithUnknownKeyIdIsNotLookedUpRemotely) {
+  FakeRemoteKeys remote;
+  hub_->set_remote_keys(&remote);
+  PresClaims c = claims("alice.test", "TYPING");
+  c.k = "999999";
+  EXPECT_EQ(submit(sign_pres_token(c, keys_.signing_key("alice.test")->private_key)).code(),
+            ErrorCode::token_unknown_key);
+  EXPECT_EQ(remote.lookups, 0);
+}
+
+}  // namespace
+}  // namespace presd
