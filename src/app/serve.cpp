@@ -15,6 +15,7 @@
 #include "app/commands.h"
 #include "app/data_dir.h"
 #include "app/http_api.h"
+#include "app/federation_keys.h"
 #include "app/logging.h"
 #include "app/metrics.h"
 #include "common/identifiers.h"
@@ -41,6 +42,7 @@ struct ServeOptions {
   int shutdown_grace_ms = 5000;
   HubConfig hub;
   transport::ServerConfig server;
+  FederationOptions federation;
 };
 
 void parse_listen(const std::string& listen, transport::ServerConfig& cfg) {
@@ -91,6 +93,8 @@ int run(ServeOptions& o) {
   Hub hub(o.hub, clock, store, keys, exec);
   HttpApi api(hub, store, store, keys, clock, secrets);
   transport::Server server(io, o.server, api);
+  FederationKeys federation(io, o.federation, clock);
+  hub.set_remote_keys(&federation);
   Metrics metrics(hub, [&server] { return server.connection_count(); });
   hub.set_observer(&metrics);
   api.set_metrics([&metrics] { return metrics.scrape(); });
@@ -132,6 +136,7 @@ int run(ServeOptions& o) {
     if (ec) return;
     spdlog::info("signal {}: draining (grace {} ms)", sig, o.shutdown_grace_ms);
     api.set_draining();
+    federation.shutdown();
     server.shutdown(std::chrono::milliseconds(o.shutdown_grace_ms), [&] {
       ticker.cancel();
       io.stop();
@@ -148,7 +153,8 @@ int run(ServeOptions& o) {
     }
   }
   crypto.join();
-  hub.set_observer(nullptr);  // metrics goes out of scope first
+  hub.set_observer(nullptr);  // metrics and federation go out of scope first
+  hub.set_remote_keys(nullptr);
   const HubStats st = hub.stats();
   spdlog::info("presd stopped ({} accepted, {} rejected, {} frames delivered)", st.accepted, st.rejected,
                st.delivered_frames);
@@ -185,6 +191,14 @@ void add_serve_command(CLI::App& root) {
   cmd->add_option("--ip-burst", r.ip_burst, "HTTP PRES burst per source IP")->capture_default_str();
   cmd->add_option("--same-state-interval-ms", r.same_state_interval_ms,
                   "Minimum ms between two PRES with the same issuer, context and subtype")->capture_default_str();
+  auto& f = o->federation;
+  cmd->add_option("--peer-ca-file", f.ca_file, "PEM CAs trusted for peers' HTTPS (default: the system store)");
+  cmd->add_option("--peer-resolve", f.resolve, "HOST=IP[:PORT]: reach a peer there instead of via DNS (repeatable)");
+  cmd->add_flag("--allow-loopback-peers", f.allow_loopback, "Let key fetches connect to loopback addresses (tests only)");
+  cmd->add_flag("--allow-private-peers", f.allow_private, "Let key fetches connect to private networks (10/8, 192.168/16, fc00::/7...)");
+  cmd->add_option("--key-refetch-interval-s", f.key_refetch_interval_s,
+                  "Minimum seconds between two refetches of an issuer's keys (unknown kid, failed verify)")->capture_default_str()->check(CLI::Range(0, 86400));
+  cmd->add_option("--peer-timeout-ms", f.fetch_timeout_ms, "Timeout of one key fetch")->capture_default_str()->check(CLI::Range(100, 60000));
   cmd->add_option("--max-body-bytes", o->server.max_body_bytes, "HTTP body limit")->capture_default_str();
   cmd->add_option("--max-ws-message-bytes", o->server.max_ws_message_bytes, "WebSocket message limit (close 1009)")->capture_default_str();
   // --config belongs to the root command (CLI11 reads config files there); fallthrough lets it

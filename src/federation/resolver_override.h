@@ -40,6 +40,7 @@ class ResolverOverrides {
   Status add(std::string_view entry);  // bad_request on syntax error or duplicate host
   std::optional<ResolvedTarget> lookup(std::string_view host) const;  // case-insensitive
   std::size_t size() const { return map_.size(); }
+  const std::map<std::string, ResolvedTarget, std::less<>>& entries() const { return map_; }
   bool empty() const { return map_.empty(); }
 
  private:

@@ -1,0 +1,65 @@
+#include "app/federation_keys.h"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+#include "federation/me_document.h"
+#include "transport/https_client.h"
+
+namespace presd::app {
+
+FederationKeys::FederationKeys(boost::asio::io_context& io, const FederationOptions& o, const Clock& clock) {
+  policy_.allow_loopback = o.allow_loopback;
+  policy_.allow_private = o.allow_private;
+  auto overrides = ResolverOverrides::parse(o.resolve);
+  if (!overrides) throw std::runtime_error("--peer-resolve: " + overrides.error().message);
+
+  transport::HttpsClientConfig cfg;
+  cfg.ca_file = o.ca_file;
+  for (const auto& [host, target] : overrides->entries()) cfg.resolve_override[host] = {target.ip, target.port};
+  cfg.address_allowed = [policy = policy_](const std::string& ip) {
+    const bool ok = policy.allows(ip);
+    if (!ok) spdlog::warn("federation: refusing to connect to {} ({})", ip, "loopback/private/reserved address");
+    return ok;
+  };
+  cfg.request_timeout = std::chrono::milliseconds(o.fetch_timeout_ms);
+  cfg.max_response_bytes = kMaxMeDocumentBytes + 1;
+  https_ = std::make_unique<transport::HttpsClient>(io, std::move(cfg));
+
+  RemoteKeysConfig kc;
+  kc.refetch_min_interval_s = o.key_refetch_interval_s;
+  auto* https = https_.get();
+  keys_ = std::make_unique<RemoteKeys>(kc, clock, [https](const std::string& id_tag, std::function<void(KeyFetchResult)> done) {
+    const std::string host = me_document_host(id_tag);
+    https->request("GET", host, std::string(kMeDocumentPath), "", "",
+                   [host, done = std::move(done)](std::variant<transport::HttpsResponse, transport::HttpsError> r) {
+                     KeyFetchResult out;
+                     if (auto* res = std::get_if<transport::HttpsResponse>(&r)) {
+                       out.http_status = res->status;
+                       out.body = std::move(res->body);
+                       spdlog::debug("federation: GET https://{}/api/me -> {}", host, res->status);
+                     } else {
+                       const auto& err = std::get<transport::HttpsError>(r);
+                       spdlog::info("federation: GET https://{}/api/me failed: {} {}", host, err.code, err.message);
+                       out.transport_error = Error(ErrorCode::unavailable, host + ": " + err.code + ": " + err.message);
+                     }
+                     done(std::move(out));
+                   });
+  });
+}
+
+FederationKeys::~FederationKeys() = default;
+
+void FederationKeys::lookup(const std::string& iss, const std::string& key_id,
+                            std::function<void(Result<Es384PublicKey>)> done) {
+  keys_->lookup(iss, key_id, std::move(done));
+}
+
+bool FederationKeys::invalidate_after_failed_verify(const std::string& iss) {
+  return keys_->invalidate_after_failed_verify(iss);
+}
+
+void FederationKeys::shutdown() { https_->shutdown(); }
+
+}  // namespace presd::app

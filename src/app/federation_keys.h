@@ -1,0 +1,47 @@
+// Wires the federation key cache (src/federation) to the HTTPS client (src/transport) and offers
+// it to the hub as its RemoteKeySource: tokens of issuers this instance does not host verify
+// with keys from https://cl-o.<iss>/api/me.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "federation/address_policy.h"
+#include "federation/remote_keys.h"
+#include "federation/resolver_override.h"
+#include "hub/hub.h"
+
+namespace boost::asio { class io_context; }
+namespace presd::transport { class HttpsClient; }
+
+namespace presd::app {
+
+struct FederationOptions {
+  std::string ca_file;               // trusted CAs for peers; empty = system store
+  std::vector<std::string> resolve;  // "cl-o.alice.test=127.0.0.1:8443" (tests, split horizon)
+  bool allow_loopback = false;       // SSRF guard: off in production
+  bool allow_private = false;
+  std::int64_t key_refetch_interval_s = 60;
+  std::int64_t fetch_timeout_ms = 5000;
+};
+
+class FederationKeys final : public RemoteKeySource {
+ public:
+  // Throws std::runtime_error on a bad option (an edge: start-up).
+  FederationKeys(boost::asio::io_context& io, const FederationOptions& options, const Clock& clock);
+  ~FederationKeys() override;
+
+  void lookup(const std::string& iss, const std::string& key_id,
+              std::function<void(Result<Es384PublicKey>)> done) override;
+  bool invalidate_after_failed_verify(const std::string& iss) override;
+  void shutdown();  // cancels fetches in flight
+
+ private:
+  AddressPolicy policy_;
+  std::unique_ptr<transport::HttpsClient> https_;
+  std::unique_ptr<RemoteKeys> keys_;
+};
+
+}  // namespace presd::app

@@ -1,0 +1,194 @@
+// Federation, the part that is built: presd verifies PRES of issuers hosted elsewhere with keys
+// fetched over real TLS from https://cl-o.<iss>/api/me (test CA made here with the openssl CLI,
+// names mapped to loopback with --peer-resolve). Instance A (alice.test) sits behind a small TLS
+// terminator, as a production deployment would; carol.test's keys are served by a node HTTPS
+// server from a key pair made with npm jose (another implementation).
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import * as jose from 'jose';
+import { e2e, startPresd, stopAll, makeContext, makeDataDir, presdCli, sleep } from './harness.mjs';
+
+let tls;               // { dir, ca, key, cert }
+let A, B;              // presd instances: A hosts alice.test, B hosts bob.test (owner of ctx)
+let proxyA, carolSrv;  // TLS front of A; carol.test's key server
+let ctx, bob;
+const carol = {};      // jose key pair and kid
+
+function makeTestCa() {
+  const dir = makeDataDir();
+  const run = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key',
+    '-out', 'ca.pem', '-days', '2', '-subj', '/CN=presd test CA']);
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr',
+    '-subj', '/CN=cl-o.test']);
+  fs.writeFileSync(path.join(dir, 'ext.cnf'),
+    'basicConstraints=CA:FALSE\nsubjectAltName=DNS:cl-o.alice.test,DNS:cl-o.carol.test,DNS:cl-o.dave.test\n');
+  run(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem',
+    '-days', '2', '-extfile', 'ext.cnf']);
+  return { dir, ca: path.join(dir, 'ca.pem'), key: fs.readFileSync(path.join(dir, 'srv.key')), cert: fs.readFileSync(path.join(dir, 'srv.pem')) };
+}
+
+function listen(server) {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
+}
+
+// TLS in front of a presd HTTP port, passing Host through (it selects the tenant of /api/me).
+async function tlsFront(targetPort) {
+  const stats = { requests: 0 };
+  const server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+    stats.requests++;
+    const up = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => { res.writeHead(502); res.end(); });
+    req.pipe(up);
+  });
+  const port = await listen(server);
+  return { server, port, stats };
+}
+
+function startB(extra = []) {
+  return startPresd({
+    name: 'B', tenants: ['bob.test'],
+    args: ['--peer-ca-file', tls.ca, '--peer-resolve', `cl-o.alice.test=127.0.0.1:${proxyA.port}`,
+      '--peer-resolve', `cl-o.carol.test=127.0.0.1:${carolSrv.port}`, '--key-refetch-interval-s', '0',
+      '--issuer-rate', '1000', '--issuer-burst', '1000', ...extra],
+  });
+}
+
+before(async () => {
+  tls = makeTestCa();
+  A = await startPresd({ name: 'A', tenants: ['alice.test'] });
+  proxyA = await tlsFront(A.port);
+
+  const { publicKey, privateKey } = await jose.generateKeyPair('ES384', { extractable: true });
+  const spkiPem = await jose.exportSPKI(publicKey);
+  const spkiB64 = spkiPem.replace(/-----[^-]+-----|\s/g, '');
+  Object.assign(carol, { privateKey, kid: '261126', requests: 0 });
+  const me = JSON.stringify({ data: { idTag: 'carol.test', name: 'Carol', type: 'person',
+    keys: [{ keyId: carol.kid, publicKey: spkiB64, expiresAt: '2099-01-01T00:00:00Z' }] }, time: new Date().toISOString() });
+  carolSrv = { stats: { requests: 0 } };
+  carolSrv.server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+    carolSrv.stats.requests++;
+    if (req.url === '/api/me' && req.headers.host === 'cl-o.carol.test') {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(me);
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  carolSrv.port = await listen(carolSrv.server);
+
+  B = await startB(['--allow-loopback-peers']);
+  ctx = makeContext(B, 'bob.test', { 'alice.test': 'member', 'carol.test': 'member' });
+  bob = await B.ws(B.accessToken('bob.test'));
+  await bob.request('subscribe', { context: ctx });
+});
+
+after(async () => {
+  bob?.terminate?.();
+  proxyA?.server.close();
+  carolSrv?.server.close();
+  await stopAll();
+});
+
+const signAtA = (type, extra = []) => A.cli(['token', 'sign', '--iss', 'alice.test', '--sub', ctx, '--type', type, ...extra]);
+const inbox = (server, token) => server.http('POST', '/api/inbox', { body: { token } });
+
+e2e('a token signed by instance A verifies at B with the key fetched over TLS, and is delivered', async () => {
+  const r = await inbox(B, signAtA('TYPING'));
+  assert.equal(r.status, 201, r.text);
+  const frame = await bob.next((f) => f.cmd === 'ACTION' && f.data.issuer.idTag === 'alice.test');
+  assert.equal(frame.data.subType, 'TYPING');
+  assert.equal(proxyA.stats.requests, 1);
+});
+
+e2e('keys are cached: more tokens from the same issuer cause no new fetch', async () => {
+  const before = proxyA.stats.requests;
+  for (const type of ['ONLINE', 'APP_X', 'APP_Y']) assert.equal((await inbox(B, signAtA(type))).status, 201);
+  assert.equal(proxyA.stats.requests, before);
+});
+
+e2e('a token forged in alice\'s name is refused after at most one refetch', async () => {
+  const dir = makeDataDir();
+  presdCli(['keygen', '--out', path.join(dir, 'k.pem')]);
+  const kid = JSON.parse((await A.http('GET', '/api/me', { host: 'cl-o.alice.test' })).text).data.keys[0].keyId;
+  const forged = presdCli(['token', 'sign', '--key', path.join(dir, 'k.pem'), '--kid', kid, '--iss', 'alice.test',
+    '--sub', ctx, '--type', 'APP_FORGED']);
+  const before = proxyA.stats.requests;
+  const r = await inbox(B, forged);
+  assert.equal(r.status, 401, r.text);
+  assert.equal(r.json.error.code, 'token_bad_signature');
+  assert.ok(proxyA.stats.requests - before <= 1);
+  assert.equal((await bob.collect(300, (f) => f.data?.subType === 'APP_FORGED')).length, 0);
+});
+
+e2e('a jose-signed token with a key served by another implementation is accepted', async () => {
+  const jwt = await new jose.SignJWT({ iss: 'carol.test', k: carol.kid, t: 'PRES:TYPING', sub: ctx, iat: Math.floor(Date.now() / 1000) })
+    .setProtectedHeader({ typ: 'JWT', alg: 'ES384' })
+    .sign(carol.privateKey);
+  const r = await inbox(B, jwt);
+  assert.equal(r.status, 201, r.text);
+  await bob.next((f) => f.cmd === 'ACTION' && f.data.issuer.idTag === 'carol.test');
+  assert.equal(carolSrv.stats.requests, 1);
+});
+
+e2e('an outsider is refused before any key is fetched', async () => {
+  const jwt = await new jose.SignJWT({ iss: 'dave.test', k: 'x', t: 'PRES:TYPING', sub: ctx, iat: Math.floor(Date.now() / 1000) })
+    .setProtectedHeader({ typ: 'JWT', alg: 'ES384' })
+    .sign(carol.privateKey);
+  const before = carolSrv.stats.requests + proxyA.stats.requests;
+  const r = await inbox(B, jwt);
+  assert.equal(r.status, 403, r.text);
+  assert.equal(r.json.error.code, 'access_denied');
+  assert.equal(carolSrv.stats.requests + proxyA.stats.requests, before);
+});
+
+e2e('key rotation at A: tokens with the new key id verify at B (refetch on unknown kid)', async () => {
+  const newKid = A.cli(['keys', 'rotate', 'alice.test']);
+  // A serves keys from memory; it reloads within a second of the CLI's commit.
+  let served = false;
+  for (let i = 0; i < 40 && !served; i++) {
+    served = (await A.http('GET', '/api/me', { host: 'cl-o.alice.test' })).text.includes(newKid);
+    if (!served) await sleep(100);
+  }
+  assert.ok(served, 'A did not pick up the rotated key');
+  const token = signAtA('APP_ROTATED');
+  assert.ok(token.includes('.'));
+  const before = proxyA.stats.requests;
+  const r = await inbox(B, token);
+  assert.equal(r.status, 201, r.text);
+  assert.equal(proxyA.stats.requests, before + 1);
+  // The old key still verifies (rotation keeps it).
+  assert.equal((await inbox(B, signAtA('APP_OLDKEY', ['--kid', JSON.parse((await A.http('GET', '/api/me', { host: 'cl-o.alice.test' })).text).data.keys[1].keyId]))).status, 201);
+});
+
+e2e('SSRF guard: without --allow-loopback-peers the fetch never connects', async () => {
+  const guarded = await startB();
+  const c = makeContext(guarded, 'bob.test', { 'alice.test': 'member' });
+  const before = proxyA.stats.requests;
+  const r = await inbox(guarded, A.cli(['token', 'sign', '--iss', 'alice.test', '--sub', c, '--type', 'TYPING']));
+  assert.equal(r.status, 503, r.text);
+  assert.equal(r.json.error.code, 'unavailable');
+  assert.equal(proxyA.stats.requests, before);
+  await guarded.stop();
+});
+
+e2e('certificates are verified: an instance without the test CA cannot fetch keys', async () => {
+  const noCa = await startPresd({
+    name: 'noCA', tenants: ['bob.test'],
+    args: ['--peer-resolve', `cl-o.alice.test=127.0.0.1:${proxyA.port}`, '--allow-loopback-peers'],
+  });
+  const c = makeContext(noCa, 'bob.test', { 'alice.test': 'member' });
+  const r = await inbox(noCa, A.cli(['token', 'sign', '--iss', 'alice.test', '--sub', c, '--type', 'TYPING']));
+  assert.equal(r.status, 503, r.text);
+  assert.match(r.json.error.message, /tls/);
+  await noCa.stop();
+});
