@@ -153,7 +153,7 @@ void HttpApi::handle_inbox(const HttpRequest& req, Responder respond) {
     }
     const char* status = r->superseded ? "{\"status\":\"superseded\"}" : "{\"status\":\"accepted\"}";
     respond(json_response(r->superseded ? 200 : 201, frames::envelope(status, clock_.now_s())));
-  });
+  }, Origin::peer);
 }
 
 // The member list of a context, for clients (the demo page) of users who may subscribe to it.

@@ -9,8 +9,12 @@
 namespace presd::app {
 namespace prom = prometheus;
 
-Metrics::Metrics(const Hub& hub, std::function<std::size_t()> transport_connections)
-    : hub_(hub), transport_connections_(std::move(transport_connections)), registry_(std::make_shared<prom::Registry>()) {
+Metrics::Metrics(const Hub& hub, std::function<std::size_t()> transport_connections,
+                 std::function<std::size_t()> federation_queued)
+    : hub_(hub),
+      transport_connections_(std::move(transport_connections)),
+      federation_queued_(std::move(federation_queued)),
+      registry_(std::make_shared<prom::Registry>()) {
   auto& r = *registry_;
   accepted_ = &prom::BuildCounter().Name("presd_pres_accepted_total").Help("PRES tokens accepted and delivered").Register(r).Add({});
   rejected_ = &prom::BuildCounter().Name("presd_pres_rejected_total").Help("PRES refused, by error code").Register(r);
@@ -28,7 +32,6 @@ Metrics::Metrics(const Hub& hub, std::function<std::size_t()> transport_connecti
   ws_connections_ = &prom::BuildGauge().Name("presd_websocket_connections").Help("Authenticated /ws/bus connections").Register(r).Add({});
   subscriptions_ = &prom::BuildGauge().Name("presd_subscriptions").Help("Context subscriptions over all connections").Register(r).Add({});
   presence_states_ = &prom::BuildGauge().Name("presd_presence_states").Help("Live presence states held in memory").Register(r).Add({});
-  // Federation is not built yet (no outbound queue exists); the gauge stays 0 until it is.
   federation_queue_ = &prom::BuildGauge().Name("presd_federation_queue_depth").Help("PRES waiting to be sent to other instances").Register(r).Add({});
 }
 
@@ -46,6 +49,7 @@ std::string Metrics::scrape() {
   ws_connections_->Set(static_cast<double>(s.connections));
   subscriptions_->Set(static_cast<double>(s.subscriptions));
   presence_states_->Set(static_cast<double>(s.presence_states));
+  federation_queue_->Set(static_cast<double>(federation_queued_()));
   return prom::TextSerializer().Serialize(registry_->Collect());
 }
 

@@ -22,8 +22,9 @@ namespace presd::app {
 
 class Metrics final : public HubObserver {
  public:
-  // transport_connections: open HTTP + WebSocket connections, read at scrape time.
-  Metrics(const Hub& hub, std::function<std::size_t()> transport_connections);
+  // Levels read at scrape time: open HTTP + WebSocket connections, PRES queued for peers.
+  Metrics(const Hub& hub, std::function<std::size_t()> transport_connections,
+          std::function<std::size_t()> federation_queued);
   ~Metrics() override;
 
   void on_accepted() override;
@@ -37,6 +38,7 @@ class Metrics final : public HubObserver {
  private:
   const Hub& hub_;
   std::function<std::size_t()> transport_connections_;
+  std::function<std::size_t()> federation_queued_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Counter* accepted_;
   prometheus::Family<prometheus::Counter>* rejected_;

@@ -15,7 +15,7 @@
 #include "app/commands.h"
 #include "app/data_dir.h"
 #include "app/http_api.h"
-#include "app/federation_keys.h"
+#include "app/federation.h"
 #include "app/logging.h"
 #include "app/metrics.h"
 #include "common/identifiers.h"
@@ -93,9 +93,11 @@ int run(ServeOptions& o) {
   Hub hub(o.hub, clock, store, keys, exec);
   HttpApi api(hub, store, store, keys, clock, secrets);
   transport::Server server(io, o.server, api);
-  FederationKeys federation(io, o.federation, clock);
+  Federation federation(io, o.federation, clock);
   hub.set_remote_keys(&federation);
-  Metrics metrics(hub, [&server] { return server.connection_count(); });
+  hub.set_forwarder(&federation);
+  Metrics metrics(hub, [&server] { return server.connection_count(); },
+                  [&federation] { return federation.outbox_queued(); });
   hub.set_observer(&metrics);
   api.set_metrics([&metrics] { return metrics.scrape(); });
   server.start();
@@ -155,6 +157,7 @@ int run(ServeOptions& o) {
   crypto.join();
   hub.set_observer(nullptr);  // metrics and federation go out of scope first
   hub.set_remote_keys(nullptr);
+  hub.set_forwarder(nullptr);
   const HubStats st = hub.stats();
   spdlog::info("presd stopped ({} accepted, {} rejected, {} frames delivered)", st.accepted, st.rejected,
                st.delivered_frames);

@@ -188,7 +188,7 @@ void Hub::reject(const Done& done, Error error) {
   done(std::move(error));
 }
 
-void Hub::submit_token(std::string compact, Done done) {
+void Hub::submit_token(std::string compact, Done done, Origin origin) {
   auto parsed = parse_pres_token(compact, config_.token_limits);
   if (!parsed) return reject(done, parsed.error());
   const PresClaims& c = parsed->claims;
@@ -196,38 +196,41 @@ void Hub::submit_token(std::string compact, Done done) {
   auto token = std::make_shared<PresToken>(std::move(parsed.value()));
   const PresClaims& claims = token->claims;  // `c` pointed into the moved-from parse result
   if (const TenantKey* key = keys_.find(claims.iss, claims.k))
-    return verify_and_commit(std::move(token), key->public_key, false, false, std::move(done));
+    return verify_and_commit(std::move(token), key->public_key, origin, false, false, std::move(done));
   if (keys_.hosts(claims.iss) || !remote_keys_)
     return reject(done, Error(ErrorCode::token_unknown_key, "no key " + claims.k + " for " + claims.iss));
-  fetch_remote_key_and_verify(std::move(token), false, std::move(done));
+  fetch_remote_key_and_verify(std::move(token), origin, false, std::move(done));
 }
 
-void Hub::fetch_remote_key_and_verify(std::shared_ptr<PresToken> token, bool retried, Done done) {
+void Hub::fetch_remote_key_and_verify(std::shared_ptr<PresToken> token, Origin origin, bool retried, Done done) {
   const std::string iss = token->claims.iss, kid = token->claims.k;
-  remote_keys_->lookup(iss, kid, [this, alive = alive_, token = std::move(token), retried,
+  remote_keys_->lookup(iss, kid, [this, alive = alive_, token = std::move(token), origin, retried,
                                   done = std::move(done)](Result<Es384PublicKey> key) mutable {
     if (!*alive) return;
     if (!key) return reject(done, key.error());
-    verify_and_commit(std::move(token), std::move(key).value(), true, retried, std::move(done));
+    verify_and_commit(std::move(token), std::move(key).value(), origin, true, retried, std::move(done));
   });
 }
 
 // ES384 on the crypto pool, then back on the hub thread to commit. A remote key that fails
 // may be stale (the issuer rotated): its document is refetched once.
-void Hub::verify_and_commit(std::shared_ptr<PresToken> token, Es384PublicKey key, bool remote, bool retried, Done done) {
-  exec_.crypto([this, alive = alive_, token, pub = std::move(key), remote, retried, done = std::move(done)]() mutable {
+void Hub::verify_and_commit(std::shared_ptr<PresToken> token, Es384PublicKey key, Origin origin, bool remote,
+                            bool retried, Done done) {
+  exec_.crypto([this, alive = alive_, token, pub = std::move(key), origin, remote, retried,
+                done = std::move(done)]() mutable {
     const auto started = std::chrono::steady_clock::now();
     const bool valid = pub.verify(token->signing_input(), token->signature);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    exec_.home([this, alive = std::move(alive), token, valid, seconds, remote, retried, done = std::move(done)]() mutable {
+    exec_.home([this, alive = std::move(alive), token, valid, seconds, origin, remote, retried,
+                done = std::move(done)]() mutable {
       if (!*alive) return;
       observer_->on_verified(seconds);
       if (!valid) {
         if (remote && !retried && remote_keys_ && remote_keys_->invalidate_after_failed_verify(token->claims.iss))
-          return fetch_remote_key_and_verify(std::move(token), true, std::move(done));
+          return fetch_remote_key_and_verify(std::move(token), origin, true, std::move(done));
         return reject(done, Error(ErrorCode::token_bad_signature, "ES384 signature does not verify"));
       }
-      auto result = commit(std::move(*token));
+      auto result = commit(std::move(*token), origin);
       if (!result) return reject(done, result.error());
       done(std::move(result));
     });
@@ -255,7 +258,7 @@ void Hub::submit_request(const std::string& user, PresRequest req, Done done) {
       if (!*alive) return;
       auto parsed = parse_pres_token(jwt, config_.token_limits);
       if (!parsed) return reject(done, Error(ErrorCode::internal, "signed token does not parse"));
-      auto result = commit(std::move(parsed.value()));
+      auto result = commit(std::move(parsed.value()), Origin::local);
       if (!result) return reject(done, result.error());
       done(std::move(result));
     });
@@ -264,7 +267,7 @@ void Hub::submit_request(const std::string& user, PresRequest req, Done done) {
 
 // Back on the hub thread with a proven signature: state that changed while the signature was
 // checked (a concurrent copy, spent quota) is checked again, then the state is stored and sent.
-Result<Accepted> Hub::commit(PresToken token) {
+Result<Accepted> Hub::commit(PresToken token, Origin origin) {
   const PresClaims& c = token.claims;
   const std::int64_t now = clock_.now_ms();
   const std::int64_t expires = expires_at_ms(c, config_.freshness);
@@ -287,7 +290,16 @@ Result<Accepted> Hub::commit(PresToken token) {
   observer_->on_accepted();
   SPDLOG_DEBUG("PRES {} from {} in {} accepted", c.subtype, c.iss, c.sub);
   deliver(std::make_shared<const std::string>(frames::action_frame(next_frame_id(), *data)), c.sub, c.aud);
+  if (origin == Origin::local) forward_to_owner(accepted);
   return accepted;
+}
+
+// PROTOCOL.md section 3: a PRES for a context owned elsewhere goes once to the owner's inbox.
+void Hub::forward_to_owner(const Accepted& accepted) {
+  if (!forwarder_) return;
+  auto ctx = access_.context(accepted.claims.sub);
+  if (!ctx || ctx->owner.empty() || keys_.hosts(ctx->owner)) return;
+  forwarder_->forward(ctx->owner, accepted.token, accepted.expires_at_ms);
 }
 
 void Hub::deliver(const std::shared_ptr<const std::string>& frame, const std::string& context,

@@ -83,6 +83,18 @@ class RemoteKeySource {
   virtual bool invalidate_after_failed_verify(const std::string& iss) = 0;
 };
 
+// Sends an accepted PRES to the instance that owns its context (federation outbox). Called on
+// the hub's thread; must not block.
+class PresForwarder {
+ public:
+  virtual ~PresForwarder() = default;
+  virtual void forward(const std::string& owner, const std::string& compact_token, std::int64_t expires_at_ms) = 0;
+};
+
+// Where a token came from: tokens from local clients go on to a context's remote owner; tokens
+// from peers (the inbox) never travel further, so nothing loops between instances.
+enum class Origin { local, peer };
+
 class Hub {
  public:
   using Done = std::function<void(Result<Accepted>)>;
@@ -107,7 +119,7 @@ class Hub {
   std::int64_t take_command_quota(const Connection& conn);
 
   // A token signed elsewhere (WebSocket `pres` {token}, POST /api/inbox).
-  void submit_token(std::string compact, Done done);
+  void submit_token(std::string compact, Done done, Origin origin = Origin::local);
   // Signed here with `user`'s newest key.
   void submit_request(const std::string& user, PresRequest request, Done done);
 
@@ -123,6 +135,8 @@ class Hub {
   void set_observer(HubObserver* observer) { observer_ = observer ? observer : &null_observer_; }
   // Without a source, tokens of issuers not hosted here are refused with token_unknown_key.
   void set_remote_keys(RemoteKeySource* source) { remote_keys_ = source; }
+  // Without a forwarder, PRES for contexts owned elsewhere are delivered locally only.
+  void set_forwarder(PresForwarder* forwarder) { forwarder_ = forwarder; }
   const HubConfig& config() const { return config_; }
 
  private:
@@ -132,12 +146,14 @@ class Hub {
   };
 
   Result<Admission> admit(const PresClaims& claims, const std::string* signature);
-  Result<Accepted> commit(PresToken token);
+  Result<Accepted> commit(PresToken token, Origin origin);
+  void forward_to_owner(const Accepted& accepted);
   void deliver(const std::shared_ptr<const std::string>& frame, const std::string& context,
                const std::optional<std::string>& audience);
   void reject(const Done& done, Error error);
-  void fetch_remote_key_and_verify(std::shared_ptr<PresToken> token, bool retried, Done done);
-  void verify_and_commit(std::shared_ptr<PresToken> token, Es384PublicKey key, bool remote, bool retried, Done done);
+  void fetch_remote_key_and_verify(std::shared_ptr<PresToken> token, Origin origin, bool retried, Done done);
+  void verify_and_commit(std::shared_ptr<PresToken> token, Es384PublicKey key, Origin origin, bool remote, bool retried,
+                         Done done);
   std::string next_frame_id();
   static std::string interval_key(const PresClaims& c);
 
@@ -162,6 +178,7 @@ class Hub {
   HubObserver null_observer_;
   HubObserver* observer_ = &null_observer_;
   RemoteKeySource* remote_keys_ = nullptr;
+  PresForwarder* forwarder_ = nullptr;
 };
 
 }  // namespace presd

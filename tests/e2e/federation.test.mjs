@@ -15,7 +15,7 @@ import { e2e, startPresd, stopAll, makeContext, makeDataDir, presdCli, sleep } f
 
 let tls;               // { dir, ca, key, cert }
 let A, B;              // presd instances: A hosts alice.test, B hosts bob.test (owner of ctx)
-let proxyA, carolSrv;  // TLS front of A; carol.test's key server
+let proxyA, proxyB, carolSrv;  // TLS fronts of A and B; carol.test's key server
 let ctx, bob;
 const carol = {};      // jose key pair and kid
 
@@ -27,7 +27,7 @@ function makeTestCa() {
   run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr',
     '-subj', '/CN=cl-o.test']);
   fs.writeFileSync(path.join(dir, 'ext.cnf'),
-    'basicConstraints=CA:FALSE\nsubjectAltName=DNS:cl-o.alice.test,DNS:cl-o.carol.test,DNS:cl-o.dave.test\n');
+    'basicConstraints=CA:FALSE\nsubjectAltName=DNS:cl-o.alice.test,DNS:cl-o.bob.test,DNS:cl-o.carol.test,DNS:cl-o.dave.test\n');
   run(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem',
     '-days', '2', '-extfile', 'ext.cnf']);
   return { dir, ca: path.join(dir, 'ca.pem'), key: fs.readFileSync(path.join(dir, 'srv.key')), cert: fs.readFileSync(path.join(dir, 'srv.pem')) };
@@ -38,19 +38,23 @@ function listen(server) {
 }
 
 // TLS in front of a presd HTTP port, passing Host through (it selects the tenant of /api/me).
-async function tlsFront(targetPort) {
-  const stats = { requests: 0 };
+// The target port can be set after the proxy listens (instances point at each other).
+async function tlsFront(targetPort = 0) {
+  const stats = { requests: 0, inbox: 0 };
+  const front = { stats, targetPort };
   const server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
     stats.requests++;
-    const up = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
+    if (req.url === '/api/inbox') stats.inbox++;
+    const up = http.request({ host: '127.0.0.1', port: front.targetPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode, r.headers);
       r.pipe(res);
     });
     up.on('error', () => { res.writeHead(502); res.end(); });
     req.pipe(up);
   });
-  const port = await listen(server);
-  return { server, port, stats };
+  front.server = server;
+  front.port = await listen(server);
+  return front;
 }
 
 function startB(extra = []) {
@@ -64,8 +68,15 @@ function startB(extra = []) {
 
 before(async () => {
   tls = makeTestCa();
-  A = await startPresd({ name: 'A', tenants: ['alice.test'] });
-  proxyA = await tlsFront(A.port);
+  proxyA = await tlsFront();
+  proxyB = await tlsFront();
+  A = await startPresd({
+    name: 'A', tenants: ['alice.test'],
+    args: ['--peer-ca-file', tls.ca, '--peer-resolve', `cl-o.bob.test=127.0.0.1:${proxyB.port}`, '--allow-loopback-peers',
+      // dead.test: nothing listens there (a dead peer).
+      '--peer-resolve', 'cl-o.dead.test=127.0.0.1:9', '--peer-timeout-ms', '1000'],
+  });
+  proxyA.targetPort = A.port;
 
   const { publicKey, privateKey } = await jose.generateKeyPair('ES384', { extractable: true });
   const spkiPem = await jose.exportSPKI(publicKey);
@@ -87,7 +98,11 @@ before(async () => {
   carolSrv.port = await listen(carolSrv.server);
 
   B = await startB(['--allow-loopback-peers']);
+  proxyB.targetPort = B.port;
   ctx = makeContext(B, 'bob.test', { 'alice.test': 'member', 'carol.test': 'member' });
+  // A's copy of the conversation (as its CONV/SUBS actions would give it): owned by bob.test.
+  A.cli(['context', 'create', '--id', ctx, '--owner', 'bob.test']);
+  A.cli(['context', 'grant', ctx, 'alice.test']);
   bob = await B.ws(B.accessToken('bob.test'));
   await bob.request('subscribe', { context: ctx });
 });
@@ -95,6 +110,7 @@ before(async () => {
 after(async () => {
   bob?.terminate?.();
   proxyA?.server.close();
+  proxyB?.server.close();
   carolSrv?.server.close();
   await stopAll();
 });
@@ -191,4 +207,38 @@ e2e('certificates are verified: an instance without the test CA cannot fetch key
   assert.equal(r.status, 503, r.text);
   assert.match(r.json.error.message, /tls/);
   await noCa.stop();
+});
+
+e2e('alice types on her own instance A: A delivers locally and posts once to the owner B, whose subscriber sees it', async () => {
+  const alice = await A.ws(A.accessToken('alice.test'));
+  const aliceAgain = await A.ws(A.accessToken('alice.test'));
+  await aliceAgain.request('subscribe', { context: ctx });
+  const before = proxyB.stats.inbox;
+  const ack = await alice.request('pres', { subType: 'APP_FORWARDED', subject: ctx });
+  assert.equal(ack.cmd, 'ack', JSON.stringify(ack));
+  await aliceAgain.next((f) => f.cmd === 'ACTION' && f.data.subType === 'APP_FORWARDED');  // local, on A
+  const frame = await bob.next((f) => f.cmd === 'ACTION' && f.data.subType === 'APP_FORWARDED', 5000);  // on B
+  assert.equal(frame.data.issuer.idTag, 'alice.test');
+  assert.equal(proxyB.stats.inbox, before + 1);  // once, no retries
+  alice.close(); aliceAgain.close();
+});
+
+e2e('a dead owner instance does not delay local delivery, and nothing is retried', async () => {
+  const deadCtx = A.cli(['context', 'create', '--owner', 'dead.test']);
+  A.cli(['context', 'grant', deadCtx, 'alice.test']);
+  const alice = await A.ws(A.accessToken('alice.test'));
+  const watcher = await A.ws(A.accessToken('alice.test'));
+  await watcher.request('subscribe', { context: deadCtx });
+  const started = Date.now();
+  const ack = await alice.request('pres', { subType: 'TYPING', subject: deadCtx });
+  assert.equal(ack.cmd, 'ack');
+  await watcher.next((f) => f.cmd === 'ACTION' && f.data.subject === deadCtx, 2000);
+  assert.ok(Date.now() - started < 1000, `local delivery took ${Date.now() - started} ms`);
+  // The failed POST is logged, not retried.
+  let failed = false;
+  for (let i = 0; i < 30 && !failed; i++) { failed = /PRES to dead.test failed/.test(A.logs()); if (!failed) await sleep(100); }
+  assert.ok(failed, A.logs().slice(-2000));
+  await sleep(300);
+  assert.equal((A.logs().match(/PRES to dead.test failed/g) || []).length, 1);
+  alice.close(); watcher.close();
 });

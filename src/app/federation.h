@@ -1,6 +1,8 @@
-// Wires the federation key cache (src/federation) to the HTTPS client (src/transport) and offers
-// it to the hub as its RemoteKeySource: tokens of issuers this instance does not host verify
-// with keys from https://cl-o.<iss>/api/me.
+// Wires federation (src/federation) to the HTTPS client (src/transport) for the hub:
+//  - RemoteKeySource: tokens of issuers this instance does not host verify with keys from
+//    https://cl-o.<iss>/api/me (cached);
+//  - PresForwarder: a PRES for a context owned elsewhere is POSTed once to the owner's inbox
+//    through a per-peer bounded outbox.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "federation/address_policy.h"
+#include "federation/outbox.h"
 #include "federation/remote_keys.h"
 #include "federation/resolver_override.h"
 #include "hub/hub.h"
@@ -27,21 +30,24 @@ struct FederationOptions {
   std::int64_t fetch_timeout_ms = 5000;
 };
 
-class FederationKeys final : public RemoteKeySource {
+class Federation final : public RemoteKeySource, public PresForwarder {
  public:
   // Throws std::runtime_error on a bad option (an edge: start-up).
-  FederationKeys(boost::asio::io_context& io, const FederationOptions& options, const Clock& clock);
-  ~FederationKeys() override;
+  Federation(boost::asio::io_context& io, const FederationOptions& options, const Clock& clock);
+  ~Federation() override;
 
   void lookup(const std::string& iss, const std::string& key_id,
               std::function<void(Result<Es384PublicKey>)> done) override;
   bool invalidate_after_failed_verify(const std::string& iss) override;
-  void shutdown();  // cancels fetches in flight
+  void forward(const std::string& owner, const std::string& compact_token, std::int64_t expires_at_ms) override;
+  std::size_t outbox_queued() const { return outbox_->queued(); }
+  void shutdown();  // cancels fetches and POSTs in flight
 
  private:
   AddressPolicy policy_;
   std::unique_ptr<transport::HttpsClient> https_;
   std::unique_ptr<RemoteKeys> keys_;
+  std::unique_ptr<Outbox> outbox_;
 };
 
 }  // namespace presd::app

@@ -1,4 +1,4 @@
-#include "app/federation_keys.h"
+#include "app/federation.h"
 
 #include <spdlog/spdlog.h>
 
@@ -9,7 +9,7 @@
 
 namespace presd::app {
 
-FederationKeys::FederationKeys(boost::asio::io_context& io, const FederationOptions& o, const Clock& clock) {
+Federation::Federation(boost::asio::io_context& io, const FederationOptions& o, const Clock& clock) {
   policy_.allow_loopback = o.allow_loopback;
   policy_.allow_private = o.allow_private;
   auto overrides = ResolverOverrides::parse(o.resolve);
@@ -47,19 +47,37 @@ FederationKeys::FederationKeys(boost::asio::io_context& io, const FederationOpti
                      done(std::move(out));
                    });
   });
+
+  outbox_ = std::make_unique<Outbox>(OutboxConfig{}, clock, [https](const std::string& peer, const std::string& body,
+                                                                    std::function<void(bool, std::string)> done) {
+    https->request("POST", me_document_host(peer), "/api/inbox", body, "application/json",
+                   [done = std::move(done)](std::variant<transport::HttpsResponse, transport::HttpsError> r) {
+                     if (auto* res = std::get_if<transport::HttpsResponse>(&r)) {
+                       const bool ok = res->status >= 200 && res->status < 300;
+                       return done(ok, ok ? "" : "HTTP " + std::to_string(res->status) + " " + res->body.substr(0, 200));
+                     }
+                     const auto& err = std::get<transport::HttpsError>(r);
+                     done(false, err.code + ": " + err.message);
+                   });
+  });
 }
 
-FederationKeys::~FederationKeys() = default;
+void Federation::forward(const std::string& owner, const std::string& compact_token, std::int64_t expires_at_ms) {
+  if (!outbox_->send(owner, compact_token, expires_at_ms))
+    spdlog::debug("federation: PRES for {} dropped (stale, queue full or peer failing)", owner);
+}
 
-void FederationKeys::lookup(const std::string& iss, const std::string& key_id,
+Federation::~Federation() = default;
+
+void Federation::lookup(const std::string& iss, const std::string& key_id,
                             std::function<void(Result<Es384PublicKey>)> done) {
   keys_->lookup(iss, key_id, std::move(done));
 }
 
-bool FederationKeys::invalidate_after_failed_verify(const std::string& iss) {
+bool Federation::invalidate_after_failed_verify(const std::string& iss) {
   return keys_->invalidate_after_failed_verify(iss);
 }
 
-void FederationKeys::shutdown() { https_->shutdown(); }
+void Federation::shutdown() { https_->shutdown(); }
 
 }  // namespace presd::app

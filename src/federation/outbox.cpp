@@ -1,0 +1,99 @@
+#include "federation/outbox.h"
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+#include <spdlog/spdlog.h>
+
+namespace presd {
+
+Outbox::Outbox(OutboxConfig config, const Clock& clock, InboxPoster poster)
+    : config_(config), clock_(clock), poster_(std::move(poster)) {}
+
+Outbox::~Outbox() { *alive_ = false; }
+
+bool Outbox::breaker_open(const std::string& peer) const {
+  auto it = peers_.find(peer);
+  return it != peers_.end() && it->second.open_until_ms > clock_.now_ms();
+}
+
+bool Outbox::send(const std::string& peer, const std::string& compact_token, std::int64_t expires_at_ms) {
+  const std::int64_t now = clock_.now_ms();
+  if (expires_at_ms <= now) {
+    ++stats_.dropped_stale;
+    return false;
+  }
+  auto it = peers_.find(peer);
+  if (it == peers_.end()) {
+    if (peers_.size() >= config_.max_peers) {
+      // Forget idle peers (nothing queued or in flight, breaker closed) before refusing.
+      std::erase_if(peers_, [now](const auto& kv) {
+        return kv.second.queue.empty() && kv.second.in_flight == 0 && kv.second.open_until_ms <= now;
+      });
+      if (peers_.size() >= config_.max_peers) {
+        ++stats_.dropped_full;
+        return false;
+      }
+    }
+    it = peers_.emplace(peer, Peer{}).first;
+  }
+  Peer& p = it->second;
+  if (p.open_until_ms > now) {
+    ++stats_.dropped_breaker;
+    return false;
+  }
+  if (p.queue.size() >= config_.max_queue_per_peer) {
+    ++stats_.dropped_full;
+    return false;
+  }
+  p.queue.push_back(Item{"{\"token\":" + boost::json::serialize(boost::json::string(compact_token)) + "}", expires_at_ms});
+  pump(peer);
+  return true;
+}
+
+void Outbox::pump(const std::string& peer) {
+  Peer& p = peers_.at(peer);
+  while (p.in_flight < config_.max_in_flight_per_peer && !p.queue.empty()) {
+    Item item = std::move(p.queue.front());
+    p.queue.pop_front();
+    if (item.expires_at_ms <= clock_.now_ms()) {  // went stale while queued: nobody wants it now
+      ++stats_.dropped_stale;
+      continue;
+    }
+    ++p.in_flight;
+    poster_(peer, item.body, [this, alive = alive_, peer](bool ok, std::string detail) {
+      if (*alive) on_done(peer, ok, detail);
+    });
+  }
+}
+
+void Outbox::on_done(const std::string& peer, bool ok, const std::string& detail) {
+  auto it = peers_.find(peer);
+  if (it == peers_.end()) return;
+  Peer& p = it->second;
+  --p.in_flight;
+  if (ok) {
+    ++stats_.sent;
+    p.consecutive_failures = 0;
+  } else {
+    ++stats_.failed;
+    spdlog::info("federation: PRES to {} failed: {}", peer, detail);
+    if (++p.consecutive_failures >= config_.breaker_failures) {
+      p.open_until_ms = clock_.now_ms() + config_.breaker_open_s * 1000;
+      p.consecutive_failures = 0;
+      stats_.dropped_breaker += p.queue.size();
+      p.queue.clear();
+      spdlog::warn("federation: {} failed {} times in a row; not sending to it for {} s", peer,
+                   config_.breaker_failures, config_.breaker_open_s);
+      return;
+    }
+  }
+  pump(peer);
+}
+
+std::size_t Outbox::queued() const {
+  std::size_t n = 0;
+  for (const auto& [peer, p] : peers_) n += p.queue.size();
+  return n;
+}
+
+}  // namespace presd
