@@ -47,7 +47,7 @@ std::string action_json(const Accepted& a) {
 }  // namespace
 
 HttpApi::HttpApi(Hub& hub, MembershipStore& store, KeyStore& key_store, KeyRing& keys, const Clock& clock,
-                 ApiSecrets secrets)
+                 ApiSecrets secrets, InboxBanConfig ban)
     : hub_(hub),
       store_(store),
       bus_(hub),
@@ -55,7 +55,8 @@ HttpApi::HttpApi(Hub& hub, MembershipStore& store, KeyStore& key_store, KeyRing&
       keys_(keys),
       clock_(clock),
       secrets_(std::move(secrets)),
-      ip_limiter_(hub.config().rates.ip_rate_per_s, hub.config().rates.ip_burst) {}
+      ip_limiter_(hub.config().rates.ip_rate_per_s, hub.config().rates.ip_burst),
+      bad_signature_bans_(ban.strikes, ban.window_s * 1000, ban.ban_s * 1000) {}
 
 Result<AccessClaims> HttpApi::authenticate(const HttpRequest& req, bool allow_query) const {
   std::string token = bearer_token(req);
@@ -146,9 +147,13 @@ void HttpApi::handle_inbox(const HttpRequest& req, Responder respond) {
   if (token == body.get_object().end() || !token->value().is_string())
     return respond(error_response(Error(ErrorCode::bad_request, "token (string) is required")));
   const std::string ip = req.remote_ip;
+  if (std::int64_t left = bad_signature_bans_.banned_for(ip, clock_.now_ms()); left > 0)
+    return respond(error_response(Error(ErrorCode::rate_limited, ip + " is banned after repeated bad signatures", left)));
   hub_.submit_token(std::string(token->value().get_string()), [this, ip, respond = std::move(respond)](Result<Accepted> r) {
     if (!r) {
       spdlog::debug("inbox from {} refused: {}", ip, to_string(r.code()));
+      if (r.code() == ErrorCode::token_bad_signature && bad_signature_bans_.strike(ip, clock_.now_ms()))
+        spdlog::warn("inbox: {} banned for repeated bad signatures", ip);
       return respond(error_response(r.error()));
     }
     const char* status = r->superseded ? "{\"status\":\"superseded\"}" : "{\"status\":\"accepted\"}";
@@ -218,6 +223,9 @@ void HttpApi::on_ws_close(const std::shared_ptr<transport::WsConnection>& conn) 
   hub_.detach(*conn);
 }
 
-void HttpApi::tick() { ip_limiter_.sweep(clock_.now_ms()); }
+void HttpApi::tick() {
+  ip_limiter_.sweep(clock_.now_ms());
+  bad_signature_bans_.sweep(clock_.now_ms());
+}
 
 }  // namespace presd::app

@@ -19,6 +19,13 @@
 
 namespace presd::app {
 
+// Source IPs that send bad signatures to the inbox are banned (each one cost an ES384 verify).
+struct InboxBanConfig {
+  std::size_t strikes = 3;            // 0 disables
+  std::int64_t window_s = 3600;
+  std::int64_t ban_s = 3600;
+};
+
 struct ApiSecrets {
   std::string access_secret;  // HS256 secret of client access tokens
   std::string admin_token;    // bearer token of /api/admin
@@ -27,7 +34,7 @@ struct ApiSecrets {
 class HttpApi final : public transport::Handler {
  public:
   HttpApi(Hub& hub, MembershipStore& store, KeyStore& key_store, KeyRing& keys, const Clock& clock,
-          ApiSecrets secrets);
+          ApiSecrets secrets, InboxBanConfig ban = {});
 
   void on_http(transport::HttpRequest request, transport::Responder respond) override;
   WsAccept on_ws_upgrade(const transport::HttpRequest& request) override;
@@ -57,6 +64,7 @@ class HttpApi final : public transport::Handler {
   const Clock& clock_;
   ApiSecrets secrets_;
   KeyedRateLimiter ip_limiter_;
+  StrikeBan bad_signature_bans_;
   bool draining_ = false;
   std::function<std::string()> metrics_;
 };

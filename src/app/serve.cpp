@@ -43,6 +43,7 @@ struct ServeOptions {
   HubConfig hub;
   transport::ServerConfig server;
   FederationOptions federation;
+  InboxBanConfig inbox_ban;
 };
 
 void parse_listen(const std::string& listen, transport::ServerConfig& cfg) {
@@ -91,7 +92,7 @@ int run(ServeOptions& o) {
                  [&io](Executors::Task t) { net::post(io, std::move(t)); }};
 
   Hub hub(o.hub, clock, store, keys, exec);
-  HttpApi api(hub, store, store, keys, clock, secrets);
+  HttpApi api(hub, store, store, keys, clock, secrets, o.inbox_ban);
   transport::Server server(io, o.server, api);
   Federation federation(io, o.federation, clock);
   hub.set_remote_keys(&federation);
@@ -202,6 +203,8 @@ void add_serve_command(CLI::App& root) {
   cmd->add_option("--key-refetch-interval-s", f.key_refetch_interval_s,
                   "Minimum seconds between two refetches of an issuer's keys (unknown kid, failed verify)")->capture_default_str()->check(CLI::Range(0, 86400));
   cmd->add_option("--peer-timeout-ms", f.fetch_timeout_ms, "Timeout of one key fetch")->capture_default_str()->check(CLI::Range(100, 60000));
+  cmd->add_option("--bad-signature-strikes", o->inbox_ban.strikes,
+                  "Bad inbox signatures from one IP within an hour that ban it for an hour (0: never ban)")->capture_default_str();
   cmd->add_option("--max-body-bytes", o->server.max_body_bytes, "HTTP body limit")->capture_default_str();
   cmd->add_option("--max-ws-message-bytes", o->server.max_ws_message_bytes, "WebSocket message limit (close 1009)")->capture_default_str();
   // --config belongs to the root command (CLI11 reads config files there); fallthrough lets it

@@ -138,4 +138,39 @@ void ReplayFilter::sweep(std::int64_t now_ms) {
   std::erase_if(expiry_, [now_ms](const auto& kv) { return kv.second <= now_ms; });
 }
 
+StrikeBan::StrikeBan(std::size_t strikes, std::int64_t window_ms, std::int64_t ban_ms, std::size_t max_keys)
+    : strikes_(strikes), window_ms_(window_ms), ban_ms_(ban_ms), max_keys_(max_keys) {}
+
+std::int64_t StrikeBan::banned_for(std::string_view key, std::int64_t now_ms) const {
+  auto it = keys_.find(key);
+  if (it == keys_.end() || it->second.banned_until_ms <= now_ms) return 0;
+  return it->second.banned_until_ms - now_ms;
+}
+
+bool StrikeBan::strike(std::string_view key, std::int64_t now_ms) {
+  if (strikes_ == 0) return false;
+  auto it = keys_.find(key);
+  if (it == keys_.end()) {
+    if (keys_.size() >= max_keys_) sweep(now_ms);
+    if (keys_.size() >= max_keys_) return false;  // memory bound: forget offenders, never innocents
+    it = keys_.emplace(std::string(key), Record{}).first;
+  }
+  Record& r = it->second;
+  if (now_ms - r.window_start_ms >= window_ms_) {
+    r.strikes = 0;
+    r.window_start_ms = now_ms;
+  }
+  if (++r.strikes < strikes_) return false;
+  r.strikes = 0;
+  r.window_start_ms = now_ms;
+  r.banned_until_ms = now_ms + ban_ms_;
+  return true;
+}
+
+void StrikeBan::sweep(std::int64_t now_ms) {
+  std::erase_if(keys_, [&](const auto& kv) {
+    return kv.second.banned_until_ms <= now_ms && now_ms - kv.second.window_start_ms >= window_ms_;
+  });
+}
+
 }  // namespace presd

@@ -90,6 +90,30 @@ class ReplayFilter {
   limits_detail::StringKeyedMap<std::int64_t> expiry_;
 };
 
+// Bans a key (a source IP) after `strikes` offences within `window_ms`, for `ban_ms`: the
+// reference inbox bans an IP for an hour after 3 bad signatures, each of which cost a verify.
+class StrikeBan {
+ public:
+  StrikeBan(std::size_t strikes, std::int64_t window_ms, std::int64_t ban_ms, std::size_t max_keys = 100'000);
+  // ms left of the key's ban, 0 if not banned.
+  std::int64_t banned_for(std::string_view key, std::int64_t now_ms) const;
+  // Records an offence; true if it started a ban. strikes == 0 disables banning.
+  bool strike(std::string_view key, std::int64_t now_ms);
+  void sweep(std::int64_t now_ms);
+  std::size_t size() const { return keys_.size(); }
+
+ private:
+  struct Record {
+    std::size_t strikes = 0;
+    std::int64_t window_start_ms = 0;
+    std::int64_t banned_until_ms = 0;
+  };
+  std::size_t strikes_;
+  std::int64_t window_ms_, ban_ms_;
+  std::size_t max_keys_;
+  limits_detail::StringKeyedMap<Record> keys_;
+};
+
 // Defaults documented in docs/configuration.md (and `presd serve --help`).
 struct RateLimitConfig {
   double issuer_rate_per_s = 10, issuer_burst = 20;          // PRES per issuer id_tag

@@ -3,7 +3,7 @@ import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as jose from 'jose';
 import {
-  e2e, startPresd, stopAll, makeContext, randomContextId, isAction, sleep, ISO, alignToSecond,
+  e2e, startPresd, stopAll, makeContext, randomContextId, isAction, sleep, ISO, alignToSecond, makeDataDir, presdCli,
 } from './harness.mjs';
 
 const TENANTS = ['alice.test', 'bob.test', 'carol.test', 'dave.test'];
@@ -396,4 +396,27 @@ e2e('admin: after 10+ rotations within one second the newest key still signs', a
     return;
   }
   assert.fail('could not run 10 rotations within one second');
+});
+
+e2e('an IP that sends repeated bad signatures to the inbox is banned, with retryAfter', async () => {
+  const server = await startPresd({ name: 'ban', tenants: ['alice.test', 'bob.test'], args: ['--bad-signature-strikes', '2'] });
+  const ctx = makeContext(server, 'bob.test', { 'alice.test': 'member' });
+  const dir = makeDataDir();
+  presdCli(['keygen', '--out', `${dir}/forger.pem`]);
+  const kid = JSON.parse((await server.http('GET', '/api/me', { host: 'cl-o.alice.test' })).text).data.keys[0].keyId;
+  const forge = (type) => presdCli(['token', 'sign', '--key', `${dir}/forger.pem`, '--kid', kid, '--iss', 'alice.test',
+    '--sub', ctx, '--type', type]);
+  for (const type of ['APP_A', 'APP_B']) {
+    const r = await server.http('POST', '/api/inbox', { body: { token: forge(type) } });
+    assert.equal(r.status, 401);
+    assert.equal(r.json.error.code, 'token_bad_signature');
+  }
+  // Banned now, even for a valid token.
+  const valid = server.cli(['token', 'sign', '--iss', 'alice.test', '--sub', ctx, '--type', 'TYPING']);
+  const r = await server.http('POST', '/api/inbox', { body: { token: valid } });
+  assert.equal(r.status, 429);
+  assert.equal(r.json.error.code, 'rate_limited');
+  assert.ok(r.json.error.retryAfter > 3_500_000, JSON.stringify(r.json));
+  assert.match(server.logs(), /banned for repeated bad signatures/);
+  await server.stop();
 });

@@ -246,3 +246,37 @@ TEST(ReplayFilter, CapacitySweepsThenRefuses) {
 
 }  // namespace
 }  // namespace presd
+
+namespace presd {
+namespace {
+
+TEST(StrikeBan, ThreeStrikesWithinTheWindowBanForTheBanTime) {
+  StrikeBan ban(3, 3'600'000, 3'600'000);
+  EXPECT_FALSE(ban.strike("1.2.3.4", 0));
+  EXPECT_FALSE(ban.strike("1.2.3.4", 1'000));
+  EXPECT_EQ(ban.banned_for("1.2.3.4", 1'000), 0);
+  EXPECT_TRUE(ban.strike("1.2.3.4", 2'000));
+  EXPECT_EQ(ban.banned_for("1.2.3.4", 2'000), 3'600'000);
+  EXPECT_EQ(ban.banned_for("1.2.3.4", 3'602'000), 0);
+  EXPECT_EQ(ban.banned_for("5.6.7.8", 2'000), 0);  // others unaffected
+}
+
+TEST(StrikeBan, StrikesOutsideTheWindowDoNotAddUp) {
+  StrikeBan ban(3, 1'000, 5'000);
+  ban.strike("ip", 0);
+  ban.strike("ip", 500);
+  EXPECT_FALSE(ban.strike("ip", 1'500));  // the window restarted
+  EXPECT_EQ(ban.banned_for("ip", 1'500), 0);
+}
+
+TEST(StrikeBan, ZeroStrikesDisablesAndSweepForgets) {
+  StrikeBan off(0, 1'000, 1'000);
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(off.strike("ip", i));
+  StrikeBan ban(2, 1'000, 1'000);
+  ban.strike("a", 0);
+  ban.sweep(5'000);
+  EXPECT_EQ(ban.size(), 0u);
+}
+
+}  // namespace
+}  // namespace presd
