@@ -62,6 +62,12 @@ Federation::Federation(boost::asio::io_context& io, const FederationOptions& o, 
   });
 }
 
+void Federation::relay(const std::string& home, const std::string& compact_token, const std::string& relay_proof,
+                       std::int64_t expires_at_ms) {
+  if (!outbox_->send(home, compact_token, expires_at_ms, relay_proof))
+    spdlog::debug("federation: relay to {} dropped (stale, queue full or peer failing)", home);
+}
+
 void Federation::forward(const std::string& owner, const std::string& compact_token, std::int64_t expires_at_ms) {
   if (!outbox_->send(owner, compact_token, expires_at_ms))
     spdlog::debug("federation: PRES for {} dropped (stale, queue full or peer failing)", owner);

@@ -40,6 +40,8 @@ class Federation final : public RemoteKeySource, public PresForwarder {
               std::function<void(Result<Es384PublicKey>)> done) override;
   bool invalidate_after_failed_verify(const std::string& iss) override;
   void forward(const std::string& owner, const std::string& compact_token, std::int64_t expires_at_ms) override;
+  void relay(const std::string& home, const std::string& compact_token, const std::string& relay_proof,
+             std::int64_t expires_at_ms) override;
   std::size_t outbox_queued() const { return outbox_->queued(); }
   void shutdown();  // cancels fetches and POSTs in flight
 

@@ -146,6 +146,11 @@ void HttpApi::handle_inbox(const HttpRequest& req, Responder respond) {
   auto token = body.get_object().find("token");
   if (token == body.get_object().end() || !token->value().is_string())
     return respond(error_response(Error(ErrorCode::bad_request, "token (string) is required")));
+  std::optional<std::string> relay;
+  if (auto r = body.get_object().find("relay"); r != body.get_object().end()) {
+    if (!r->value().is_string()) return respond(error_response(Error(ErrorCode::bad_request, "relay must be a string")));
+    relay = std::string(r->value().get_string());
+  }
   const std::string ip = req.remote_ip;
   if (std::int64_t left = bad_signature_bans_.banned_for(ip, clock_.now_ms()); left > 0)
     return respond(error_response(Error(ErrorCode::rate_limited, ip + " is banned after repeated bad signatures", left)));
@@ -158,7 +163,7 @@ void HttpApi::handle_inbox(const HttpRequest& req, Responder respond) {
     }
     const char* status = r->superseded ? "{\"status\":\"superseded\"}" : "{\"status\":\"accepted\"}";
     respond(json_response(r->superseded ? 200 : 201, frames::envelope(status, clock_.now_s())));
-  }, Origin::peer);
+  }, Origin::peer, std::move(relay));
 }
 
 // The member list of a context, for clients (the demo page) of users who may subscribe to it.

@@ -37,6 +37,8 @@ constexpr Info kInfo[kErrorCodeCount] = {
     {"access_denied", 403, "the user may not do this in this context"},
     {"audience_no_access", 403, "aud names a user without access to the context"},
     {"issuer_not_hosted", 403, "this instance does not host the id_tag"},
+    {"relay_required", 403, "the context is owned by another instance: only its owner's relay is accepted"},
+    {"relay_invalid", 401, "the owner's relay proof is malformed, stale, for another token or badly signed"},
     {"rate_limited", 429, "a rate limit refused the request; retry after retryAfter ms"},
     {"too_many_subscriptions", 429, "the connection's subscription limit is reached"},
     {"conflict", 409, "the object already exists"},

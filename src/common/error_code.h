@@ -40,6 +40,8 @@ enum class ErrorCode : std::uint8_t {
   access_denied,         // the user may not do this in this context
   audience_no_access,    // aud names a user who has no access to the context
   issuer_not_hosted,     // server-side signing for an id_tag this instance does not host
+  relay_required,        // a peer sent a PRES for a context owned elsewhere without the owner's relay proof
+  relay_invalid,         // the owner's relay proof is malformed, stale, for another token, or badly signed
   // Limits.
   rate_limited,           // a rate limit refused the request; retryAfter says when to retry
   too_many_subscriptions, // per-connection subscription cap reached

@@ -16,7 +16,8 @@ bool Outbox::breaker_open(const std::string& peer) const {
   return it != peers_.end() && it->second.open_until_ms > clock_.now_ms();
 }
 
-bool Outbox::send(const std::string& peer, const std::string& compact_token, std::int64_t expires_at_ms) {
+bool Outbox::send(const std::string& peer, const std::string& compact_token, std::int64_t expires_at_ms,
+                  const std::string& relay_proof) {
   const std::int64_t now = clock_.now_ms();
   if (expires_at_ms <= now) {
     ++stats_.dropped_stale;
@@ -45,7 +46,10 @@ bool Outbox::send(const std::string& peer, const std::string& compact_token, std
     ++stats_.dropped_full;
     return false;
   }
-  p.queue.push_back(Item{"{\"token\":" + boost::json::serialize(boost::json::string(compact_token)) + "}", expires_at_ms});
+  std::string body = "{\"token\":" + boost::json::serialize(boost::json::string(compact_token));
+  if (!relay_proof.empty()) body += ",\"relay\":" + boost::json::serialize(boost::json::string(relay_proof));
+  body += '}';
+  p.queue.push_back(Item{std::move(body), expires_at_ms});
   pump(peer);
   return true;
 }

@@ -42,7 +42,9 @@ class Outbox {
 
   // Queues the token for `peer`. Returns false (and counts why) when it is dropped at once:
   // already stale, the peer's queue is full, or the peer's breaker is open.
-  bool send(const std::string& peer, const std::string& compact_token, std::int64_t expires_at_ms);
+  // With relay_proof, the body is {"token":...,"relay":...} (an owner relaying to a member's home).
+  bool send(const std::string& peer, const std::string& compact_token, std::int64_t expires_at_ms,
+            const std::string& relay_proof = {});
 
   std::size_t queued() const;  // waiting, over all peers (not counting in-flight POSTs)
   const OutboxStats& stats() const { return stats_; }

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/identifiers.h"
+#include "federation/relay_proof.h"
 #include "hub/frames.h"
 
 namespace presd {
@@ -188,18 +189,63 @@ void Hub::reject(const Done& done, Error error) {
   done(std::move(error));
 }
 
-void Hub::submit_token(std::string compact, Done done, Origin origin) {
+void Hub::submit_token(std::string compact, Done done, Origin origin, std::optional<std::string> relay_proof) {
   auto parsed = parse_pres_token(compact, config_.token_limits);
   if (!parsed) return reject(done, parsed.error());
   const PresClaims& c = parsed->claims;
   if (auto adm = admit(c, &parsed->signature); !adm) return reject(done, adm.error());
   auto token = std::make_shared<PresToken>(std::move(parsed.value()));
-  const PresClaims& claims = token->claims;  // `c` pointed into the moved-from parse result
+  if (origin == Origin::peer) {
+    // A peer may hand us a PRES for a context we own; for one owned elsewhere only the owner may.
+    auto ctx = access_.context(token->claims.sub);
+    if (!ctx) return reject(done, ctx.error());
+    if (!keys_.hosts(ctx->owner)) {
+      if (!relay_proof)
+        return reject(done, Error(ErrorCode::relay_required, token->claims.sub + " is owned by " + ctx->owner +
+                                                                 ": only its owner's relay is accepted"));
+      return check_relay_then_verify(std::move(token), ctx->owner, std::move(*relay_proof), std::move(done));
+    }
+  }
+  resolve_key_and_verify(std::move(token), origin, std::move(done));
+}
+
+void Hub::resolve_key_and_verify(std::shared_ptr<PresToken> token, Origin origin, Done done) {
+  const PresClaims& claims = token->claims;
   if (const TenantKey* key = keys_.find(claims.iss, claims.k))
     return verify_and_commit(std::move(token), key->public_key, origin, false, false, std::move(done));
   if (keys_.hosts(claims.iss) || !remote_keys_)
     return reject(done, Error(ErrorCode::token_unknown_key, "no key " + claims.k + " for " + claims.iss));
   fetch_remote_key_and_verify(std::move(token), origin, false, std::move(done));
+}
+
+// The relay proof: cheap checks, the owner's key, its signature (crypto pool), then the inner
+// token as usual. Both signatures are checked; the proof only vouches that the owner relayed it.
+void Hub::check_relay_then_verify(std::shared_ptr<PresToken> token, std::string owner, std::string proof_text, Done done) {
+  auto parsed = parse_relay_proof(proof_text);
+  if (!parsed) return reject(done, parsed.error());
+  auto proof = std::make_shared<RelayProof>(std::move(parsed.value()));
+  const RelayClaims& r = proof->claims;
+  const std::int64_t now = clock_.now_ms();
+  if (r.owner != owner) return reject(done, Error(ErrorCode::relay_invalid, "relay proof is not from the context's owner " + owner));
+  if (r.context != token->claims.sub) return reject(done, Error(ErrorCode::relay_invalid, "relay proof is for another context"));
+  if (r.token_hash != token_hash(token->compact)) return reject(done, Error(ErrorCode::relay_invalid, "relay proof is for another token"));
+  if (r.iat * 1000 + config_.freshness.ttl_s * 1000 <= now || r.iat * 1000 > now + config_.freshness.max_skew_s * 1000)
+    return reject(done, Error(ErrorCode::relay_invalid, "relay proof is stale or from the future"));
+  if (!remote_keys_) return reject(done, Error(ErrorCode::token_unknown_key, "remote keys are not configured"));
+  remote_keys_->lookup(owner, r.key_id, [this, alive = alive_, token = std::move(token), proof = std::move(proof),
+                                         done = std::move(done)](Result<Es384PublicKey> key) mutable {
+    if (!*alive) return;
+    if (!key) return reject(done, key.error());
+    exec_.crypto([this, alive = alive_, token = std::move(token), proof = std::move(proof), pub = std::move(key).value(),
+                  done = std::move(done)]() mutable {
+      const bool valid = pub.verify(proof->signing_input(), proof->signature);
+      exec_.home([this, alive = std::move(alive), token = std::move(token), valid, done = std::move(done)]() mutable {
+        if (!*alive) return;
+        if (!valid) return reject(done, Error(ErrorCode::relay_invalid, "relay proof signature does not verify"));
+        resolve_key_and_verify(std::move(token), Origin::peer, std::move(done));
+      });
+    });
+  });
 }
 
 void Hub::fetch_remote_key_and_verify(std::shared_ptr<PresToken> token, Origin origin, bool retried, Done done) {
@@ -291,7 +337,37 @@ Result<Accepted> Hub::commit(PresToken token, Origin origin) {
   SPDLOG_DEBUG("PRES {} from {} in {} accepted", c.subtype, c.iss, c.sub);
   deliver(std::make_shared<const std::string>(frames::action_frame(next_frame_id(), *data)), c.sub, c.aud);
   if (origin == Origin::local) forward_to_owner(accepted);
+  if (auto ctx = access_.context(c.sub); ctx && forwarder_ && keys_.hosts(ctx->owner))
+    relay_to_member_homes(accepted, ctx->owner);
   return accepted;
+}
+
+// As the owner: the members whose home is another instance get the same signed token, with a
+// proof signed by the owner (one signature per PRES, shared by every home).
+void Hub::relay_to_member_homes(const Accepted& accepted, const std::string& owner) {
+  const PresClaims& c = accepted.claims;
+  std::vector<std::string> homes;
+  if (c.aud) {
+    homes.push_back(*c.aud);
+  } else {
+    auto receivers = access_.receivers(c.sub);
+    if (!receivers) return;
+    homes = std::move(*receivers);
+  }
+  // The issuer's home has it already; hosted members got it above.
+  std::erase_if(homes, [&](const std::string& h) { return h == c.iss || keys_.hosts(h); });
+  const TenantKey* key = keys_.signing_key(owner);
+  if (homes.empty() || !key) return;
+  RelayClaims rc{owner, key->key_id, c.sub, token_hash(accepted.token), clock_.now_s()};
+  exec_.crypto([this, alive = alive_, rc = std::move(rc), priv = key->private_key, token = accepted.token,
+                expires = accepted.expires_at_ms, homes = std::move(homes)]() mutable {
+    std::string proof = sign_relay_proof(rc, priv);
+    exec_.home([this, alive = std::move(alive), proof = std::move(proof), token = std::move(token), expires,
+                homes = std::move(homes)] {
+      if (!*alive || !forwarder_) return;
+      for (const std::string& home : homes) forwarder_->relay(home, token, proof, expires);
+    });
+  });
 }
 
 // PROTOCOL.md section 3: a PRES for a context owned elsewhere goes once to the owner's inbox.

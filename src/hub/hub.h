@@ -89,6 +89,9 @@ class PresForwarder {
  public:
   virtual ~PresForwarder() = default;
   virtual void forward(const std::string& owner, const std::string& compact_token, std::int64_t expires_at_ms) = 0;
+  // The owner relays a member's PRES to another member's home instance, with its relay proof.
+  virtual void relay(const std::string& home, const std::string& compact_token, const std::string& relay_proof,
+                     std::int64_t expires_at_ms) = 0;
 };
 
 // Where a token came from: tokens from local clients go on to a context's remote owner; tokens
@@ -119,7 +122,10 @@ class Hub {
   std::int64_t take_command_quota(const Connection& conn);
 
   // A token signed elsewhere (WebSocket `pres` {token}, POST /api/inbox).
-  void submit_token(std::string compact, Done done, Origin origin = Origin::local);
+  // From a peer (the inbox) for a context owned elsewhere, `relay_proof` is required: the
+  // owner's signed proof (federation/relay_proof.h); relay_required / relay_invalid otherwise.
+  void submit_token(std::string compact, Done done, Origin origin = Origin::local,
+                    std::optional<std::string> relay_proof = std::nullopt);
   // Signed here with `user`'s newest key.
   void submit_request(const std::string& user, PresRequest request, Done done);
 
@@ -148,6 +154,9 @@ class Hub {
   Result<Admission> admit(const PresClaims& claims, const std::string* signature);
   Result<Accepted> commit(PresToken token, Origin origin);
   void forward_to_owner(const Accepted& accepted);
+  void relay_to_member_homes(const Accepted& accepted, const std::string& owner);
+  void check_relay_then_verify(std::shared_ptr<PresToken> token, std::string owner, std::string proof, Done done);
+  void resolve_key_and_verify(std::shared_ptr<PresToken> token, Origin origin, Done done);
   void deliver(const std::shared_ptr<const std::string>& frame, const std::string& context,
                const std::optional<std::string>& audience);
   void reject(const Done& done, Error error);

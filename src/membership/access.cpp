@@ -82,4 +82,15 @@ Status AccessChecker::check(std::string_view context_id, std::string_view user, 
   return Error(ErrorCode::access_denied, std::move(message));
 }
 
+Result<std::vector<std::string>> AccessChecker::receivers(std::string_view context_id) {
+  auto ctx = context(context_id);
+  if (!ctx) return ctx.error();
+  std::vector<std::string> out{ctx->creator};
+  auto members = store_.list_members(context_id);
+  if (!members) return members.error();
+  for (const Member& m : *members)
+    if (!m.deleted && m.id_tag != ctx->creator && role_allows(m.role, Access::receive)) out.push_back(m.id_tag);
+  return out;
+}
+
 }  // namespace presd

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "store/store.h"
@@ -29,6 +31,8 @@ class AccessChecker {
   Result<std::optional<Role>> role_of(std::string_view context_id, std::string_view user);
   // context_unknown, access_denied; for Access::receive of an aud target: audience_no_access.
   Status check(std::string_view context_id, std::string_view user, Access access);
+  // Everyone who may receive the context's presence: its creator and its active members.
+  Result<std::vector<std::string>> receivers(std::string_view context_id);
 
  private:
   MembershipStore& store_;

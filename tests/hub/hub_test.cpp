@@ -559,3 +559,118 @@ TEST_F(HubTest, HostedIssuerWithUnknownKeyIdIsNotLookedUpRemotely) {
 
 }  // namespace
 }  // namespace presd
+
+#include "federation/relay_proof.h"
+
+namespace presd {
+namespace {
+
+struct RecordingForwarder final : PresForwarder {
+  struct Sent {
+    std::string peer, token, proof;
+  };
+  std::vector<Sent> forwarded, relayed;
+  void forward(const std::string& owner, const std::string& token, std::int64_t) override {
+    forwarded.push_back({owner, token, ""});
+  }
+  void relay(const std::string& home, const std::string& token, const std::string& proof, std::int64_t) override {
+    relayed.push_back({home, token, proof});
+  }
+};
+
+constexpr const char* kFar = "room:far";  // owned by another instance
+
+class RelayHubTest : public RemoteHubTest {
+ protected:
+  RelayHubTest() {
+    EXPECT_TRUE(store_.create_context(Context{kFar, "owner.example.net", "owner.example.net", clock_.now_s()}).ok());
+    EXPECT_TRUE(store_.grant(kFar, "alice.test", Role::member).ok());
+    EXPECT_TRUE(store_.grant(kFar, "bob.test", Role::member).ok());
+    hub_->set_forwarder(&forwarder_);
+  }
+  std::string alice_in_far() {
+    PresClaims c = claims("alice.test", "TYPING");
+    c.sub = kFar;
+    return sign(c);
+  }
+  std::string proof_for(const std::string& token, const Es384PrivateKey& key, std::string owner = "owner.example.net") {
+    return sign_relay_proof(RelayClaims{std::move(owner), "250101", kFar, token_hash(token), clock_.now_s()}, key);
+  }
+  std::optional<Result<Accepted>> submit_peer(std::string token, std::optional<std::string> proof) {
+    hub_->submit_token(std::move(token), [this](Result<Accepted> r) { outcome_.emplace(std::move(r)); }, Origin::peer,
+                       std::move(proof));
+    remote_.complete_all();
+    return std::move(outcome_);
+  }
+  Es384PrivateKey owner_key_ = Es384PrivateKey::generate();
+  RecordingForwarder forwarder_;
+};
+
+TEST_F(RelayHubTest, PeersNeedTheOwnersRelayForContextsOwnedElsewhere) {
+  auto r = submit_peer(alice_in_far(), std::nullopt);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code(), ErrorCode::relay_required);
+  EXPECT_EQ(remote_.lookups, 0);
+}
+
+TEST_F(RelayHubTest, AValidRelayIsAcceptedAndDeliveredButNotForwardedAgain) {
+  auto bob = connect("bob.test");
+  ASSERT_TRUE(hub_->subscribe(*bob, kFar).ok());
+  const std::string token = alice_in_far();
+  remote_.answers.push_back(owner_key_.public_key());
+  auto r = submit_peer(token, proof_for(token, owner_key_));
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(r->ok()) << r->error().message;
+  EXPECT_EQ(bob->take("ACTION").size(), 1u);
+  EXPECT_TRUE(forwarder_.forwarded.empty());
+  EXPECT_TRUE(forwarder_.relayed.empty());
+}
+
+TEST_F(RelayHubTest, BadRelayProofsAreRefused) {
+  const std::string token = alice_in_far();
+  EXPECT_EQ(submit_peer(token, proof_for(alice_in_far() + "x", owner_key_))->code(), ErrorCode::relay_invalid);  // other token
+  EXPECT_EQ(submit_peer(token, proof_for(token, owner_key_, "mallory.example.net"))->code(), ErrorCode::relay_invalid);
+  EXPECT_EQ(submit_peer(token, "not.a.proof")->code(), ErrorCode::relay_invalid);
+  remote_.answers.push_back(owner_key_.public_key());  // signed by someone else than the owner:
+  EXPECT_EQ(submit_peer(token, proof_for(token, Es384PrivateKey::generate()))->code(), ErrorCode::relay_invalid);
+  const std::string stale_proof = proof_for(token, owner_key_);
+  clock_.advance_ms(31'000);
+  EXPECT_EQ(submit_peer(alice_in_far(), stale_proof)->code(), ErrorCode::relay_invalid);
+}
+
+TEST_F(RelayHubTest, LocalPresForARemoteOwnersContextIsForwardedOnce) {
+  PresClaims c = claims("alice.test", "TYPING");
+  c.sub = kFar;
+  ASSERT_TRUE(submit(sign(c)).ok());
+  ASSERT_EQ(forwarder_.forwarded.size(), 1u);
+  EXPECT_EQ(forwarder_.forwarded[0].peer, "owner.example.net");
+}
+
+TEST_F(RelayHubTest, TheOwnerRelaysToRemoteMembersHomesWithAProof) {
+  // kConv is owned by bob.test (hosted here); remote.example.net is a member living elsewhere.
+  ASSERT_TRUE(request("alice.test", "TYPING").ok());
+  ASSERT_EQ(forwarder_.relayed.size(), 1u);
+  const auto& sent = forwarder_.relayed[0];
+  EXPECT_EQ(sent.peer, "remote.example.net");
+  auto proof = parse_relay_proof(sent.proof);
+  ASSERT_TRUE(proof.ok());
+  EXPECT_EQ(proof->claims.owner, "bob.test");
+  EXPECT_EQ(proof->claims.context, kConv);
+  EXPECT_EQ(proof->claims.token_hash, token_hash(sent.token));
+  EXPECT_TRUE(keys_.signing_key("bob.test")->public_key.verify(proof->signing_input(), proof->signature));
+  EXPECT_TRUE(forwarder_.forwarded.empty());  // the owner is here: nothing to forward
+}
+
+TEST_F(RelayHubTest, NoRelayBackToTheIssuersHome) {
+  // remote.example.net (the only member living elsewhere) writes into bob's kConv via the inbox.
+  Es384PrivateKey key = Es384PrivateKey::generate();
+  remote_.answers.push_back(key.public_key());
+  auto r = submit_peer(remote_token(key), std::nullopt);  // bob owns kConv: no relay proof needed
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(r->ok()) << r->error().message;
+  EXPECT_TRUE(forwarder_.relayed.empty());
+  EXPECT_TRUE(forwarder_.forwarded.empty());
+}
+
+}  // namespace
+}  // namespace presd
