@@ -1,8 +1,9 @@
-// Federation, the part that is built: presd verifies PRES of issuers hosted elsewhere with keys
-// fetched over real TLS from https://cl-o.<iss>/api/me (test CA made here with the openssl CLI,
-// names mapped to loopback with --peer-resolve). Instance A (alice.test) sits behind a small TLS
-// terminator, as a production deployment would; carol.test's keys are served by a node HTTPS
-// server from a key pair made with npm jose (another implementation).
+// Federation over real TLS between three presd instances on loopback: A hosts alice.test, B hosts
+// bob.test (the owner of the conversation), C hosts carol.test. Keys are fetched from
+// https://cl-o.<iss>/api/me through a test CA made here with the openssl CLI; names map to
+// loopback with --peer-resolve. Each instance sits behind a small TLS front, as a production
+// deployment would. josie.test's keys are served by a node HTTPS server from a key pair made with
+// npm jose (another implementation).
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -14,10 +15,10 @@ import * as jose from 'jose';
 import { e2e, startPresd, stopAll, makeContext, makeDataDir, presdCli, sleep } from './harness.mjs';
 
 let tls;               // { dir, ca, key, cert }
-let A, B, C;           // presd instances: A hosts alice.test, B bob.test (owner of ctx), C chris.test
-let proxyA, proxyAforC, proxyB, proxyC, carolSrv;  // TLS fronts of A, B, C; carol.test's key server
-let ctx, bob, chris;
-const carol = {};      // jose key pair and kid
+let A, B, C;           // presd instances: A hosts alice.test, B bob.test (owner of ctx), C carol.test
+let proxyA, proxyAforC, proxyB, proxyC, josieSrv;  // TLS fronts of A, B, C; josie.test's key server
+let ctx, bob, carol;
+const josie = {};      // jose key pair and kid
 
 function makeTestCa() {
   const dir = makeDataDir();
@@ -27,7 +28,7 @@ function makeTestCa() {
   run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr',
     '-subj', '/CN=cl-o.test']);
   fs.writeFileSync(path.join(dir, 'ext.cnf'),
-    'basicConstraints=CA:FALSE\nsubjectAltName=DNS:cl-o.alice.test,DNS:cl-o.bob.test,DNS:cl-o.carol.test,DNS:cl-o.chris.test,DNS:cl-o.dave.test\n');
+    'basicConstraints=CA:FALSE\nsubjectAltName=DNS:cl-o.alice.test,DNS:cl-o.bob.test,DNS:cl-o.josie.test,DNS:cl-o.carol.test,DNS:cl-o.dave.test\n');
   run(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem',
     '-days', '2', '-extfile', 'ext.cnf']);
   return { dir, ca: path.join(dir, 'ca.pem'), key: fs.readFileSync(path.join(dir, 'srv.key')), cert: fs.readFileSync(path.join(dir, 'srv.pem')) };
@@ -62,7 +63,7 @@ function startB(extra = []) {
   return startPresd({
     name: 'B', tenants: ['bob.test'],
     args: ['--peer-ca-file', tls.ca, '--peer-resolve', `cl-o.alice.test=127.0.0.1:${proxyA.port}`,
-      '--peer-resolve', `cl-o.carol.test=127.0.0.1:${carolSrv.port}`, '--peer-resolve', `cl-o.chris.test=127.0.0.1:${proxyC.port}`,
+      '--peer-resolve', `cl-o.josie.test=127.0.0.1:${josieSrv.port}`, '--peer-resolve', `cl-o.carol.test=127.0.0.1:${proxyC.port}`,
       '--key-refetch-interval-s', '0',
       '--issuer-rate', '1000', '--issuer-burst', '1000', ...extra],
   });
@@ -85,13 +86,13 @@ before(async () => {
   const { publicKey, privateKey } = await jose.generateKeyPair('ES384', { extractable: true });
   const spkiPem = await jose.exportSPKI(publicKey);
   const spkiB64 = spkiPem.replace(/-----[^-]+-----|\s/g, '');
-  Object.assign(carol, { privateKey, kid: '261126', requests: 0 });
-  const me = JSON.stringify({ data: { idTag: 'carol.test', name: 'Carol', type: 'person',
-    keys: [{ keyId: carol.kid, publicKey: spkiB64, expiresAt: '2099-01-01T00:00:00Z' }] }, time: new Date().toISOString() });
-  carolSrv = { stats: { requests: 0 } };
-  carolSrv.server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-    if (req.url === '/api/me') carolSrv.stats.requests++;  // (B also relays PRES to carol's inbox: not counted)
-    if (req.url === '/api/me' && req.headers.host === 'cl-o.carol.test') {
+  Object.assign(josie, { privateKey, kid: '261126', requests: 0 });
+  const me = JSON.stringify({ data: { idTag: 'josie.test', name: 'Josie', type: 'person',
+    keys: [{ keyId: josie.kid, publicKey: spkiB64, expiresAt: '2099-01-01T00:00:00Z' }] }, time: new Date().toISOString() });
+  josieSrv = { stats: { requests: 0 } };
+  josieSrv.server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+    if (req.url === '/api/me') josieSrv.stats.requests++;  // (B also relays PRES to josie's inbox: not counted)
+    if (req.url === '/api/me' && req.headers.host === 'cl-o.josie.test') {
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end(me);
     } else {
@@ -99,16 +100,16 @@ before(async () => {
       res.end();
     }
   });
-  carolSrv.port = await listen(carolSrv.server);
+  josieSrv.port = await listen(josieSrv.server);
 
   B = await startB(['--allow-loopback-peers']);
   proxyB.targetPort = B.port;
-  ctx = makeContext(B, 'bob.test', { 'alice.test': 'member', 'carol.test': 'member', 'chris.test': 'member' });
+  ctx = makeContext(B, 'bob.test', { 'alice.test': 'member', 'josie.test': 'member', 'carol.test': 'member' });
   // A's copy of the conversation (as its CONV/SUBS actions would give it): owned by bob.test.
   A.cli(['context', 'create', '--id', ctx, '--owner', 'bob.test']);
   A.cli(['context', 'grant', ctx, 'alice.test']);
   C = await startPresd({
-    name: 'C', tenants: ['chris.test'],
+    name: 'C', tenants: ['carol.test', 'erin.test'],
     args: ['--peer-ca-file', tls.ca, '--peer-resolve', `cl-o.bob.test=127.0.0.1:${proxyB.port}`,
       // Its own front to A, so the fetch counts of B's front stay B's.
       '--peer-resolve', `cl-o.alice.test=127.0.0.1:${proxyAforC.port}`, '--allow-loopback-peers',
@@ -116,9 +117,9 @@ before(async () => {
   });
   proxyC.targetPort = C.port;
   C.cli(['context', 'create', '--id', ctx, '--owner', 'bob.test']);
-  for (const m of ['alice.test', 'chris.test']) C.cli(['context', 'grant', ctx, m]);
-  chris = await C.ws(C.accessToken('chris.test'));
-  await chris.request('subscribe', { context: ctx });
+  for (const m of ['alice.test', 'carol.test']) C.cli(['context', 'grant', ctx, m]);
+  carol = await C.ws(C.accessToken('carol.test'));
+  await carol.request('subscribe', { context: ctx });
   bob = await B.ws(B.accessToken('bob.test'));
   await bob.request('subscribe', { context: ctx });
 });
@@ -129,8 +130,8 @@ after(async () => {
   proxyB?.server.close();
   proxyC?.server.close();
   proxyAforC?.server.close();
-  chris?.terminate?.();
-  carolSrv?.server.close();
+  carol?.terminate?.();
+  josieSrv?.server.close();
   await stopAll();
 });
 
@@ -166,24 +167,24 @@ e2e('a token forged in alice\'s name is refused after at most one refetch', asyn
 });
 
 e2e('a jose-signed token with a key served by another implementation is accepted', async () => {
-  const jwt = await new jose.SignJWT({ iss: 'carol.test', k: carol.kid, t: 'PRES:TYPING', sub: ctx, iat: Math.floor(Date.now() / 1000) })
+  const jwt = await new jose.SignJWT({ iss: 'josie.test', k: josie.kid, t: 'PRES:TYPING', sub: ctx, iat: Math.floor(Date.now() / 1000) })
     .setProtectedHeader({ typ: 'JWT', alg: 'ES384' })
-    .sign(carol.privateKey);
+    .sign(josie.privateKey);
   const r = await inbox(B, jwt);
   assert.equal(r.status, 201, r.text);
-  await bob.next((f) => f.cmd === 'ACTION' && f.data.issuer.idTag === 'carol.test');
-  assert.equal(carolSrv.stats.requests, 1);
+  await bob.next((f) => f.cmd === 'ACTION' && f.data.issuer.idTag === 'josie.test');
+  assert.equal(josieSrv.stats.requests, 1);
 });
 
 e2e('an outsider is refused before any key is fetched', async () => {
   const jwt = await new jose.SignJWT({ iss: 'dave.test', k: 'x', t: 'PRES:TYPING', sub: ctx, iat: Math.floor(Date.now() / 1000) })
     .setProtectedHeader({ typ: 'JWT', alg: 'ES384' })
-    .sign(carol.privateKey);
-  const before = carolSrv.stats.requests + proxyA.stats.me;
+    .sign(josie.privateKey);
+  const before = josieSrv.stats.requests + proxyA.stats.me;
   const r = await inbox(B, jwt);
   assert.equal(r.status, 403, r.text);
   assert.equal(r.json.error.code, 'access_denied');
-  assert.equal(carolSrv.stats.requests + proxyA.stats.me, before);
+  assert.equal(josieSrv.stats.requests + proxyA.stats.me, before);
 });
 
 e2e('key rotation at A: tokens with the new key id verify at B (refetch on unknown kid)', async () => {
@@ -262,15 +263,25 @@ e2e('a dead owner instance does not delay local delivery, and nothing is retried
   alice.close(); watcher.close();
 });
 
-e2e('owner relay: alice types on A, the owner B relays to C, and chris on C sees it', async () => {
+e2e('owner relay: alice types on A, the owner B relays to C, and carol on C sees it; nobody else', async () => {
+  // erin is hosted on C but no member: she cannot subscribe and must receive nothing.
+  const erin = await C.ws(C.accessToken('erin.test'));
+  const refused = await erin.request('subscribe', { context: ctx });
+  assert.equal(refused.data.code, 'access_denied');
+  // A subscriber of another context on B receives nothing either.
+  const otherCtx = makeContext(B, 'bob.test');
+  const bobElsewhere = await B.ws(B.accessToken('bob.test'));
+  await bobElsewhere.request('subscribe', { context: otherCtx });
   const alice = await A.ws(A.accessToken('alice.test'));
   const ack = await alice.request('pres', { subType: 'APP_RELAYED', subject: ctx });
   assert.equal(ack.cmd, 'ack', JSON.stringify(ack));
   const atBob = await bob.next((f) => f.cmd === 'ACTION' && f.data.subType === 'APP_RELAYED', 5000);
-  const atChris = await chris.next((f) => f.cmd === 'ACTION' && f.data.subType === 'APP_RELAYED', 5000);
-  assert.equal(atChris.data.issuer.idTag, 'alice.test');
-  assert.equal(atChris.data.createdAt, atBob.data.createdAt);
-  alice.close();
+  const atCarol = await carol.next((f) => f.cmd === 'ACTION' && f.data.subType === 'APP_RELAYED', 5000);
+  assert.equal(atCarol.data.issuer.idTag, 'alice.test');
+  assert.equal(atCarol.data.createdAt, atBob.data.createdAt);
+  assert.equal((await erin.collect(500, (f) => f.cmd === 'ACTION')).length, 0);
+  assert.equal((await bobElsewhere.collect(100, (f) => f.cmd === 'ACTION')).length, 0);
+  alice.close(); erin.close(); bobElsewhere.close();
 });
 
 e2e('C refuses a PRES injected directly by a non-owner, and a relay proof not signed by the owner', async () => {
@@ -288,7 +299,7 @@ e2e('C refuses a PRES injected directly by a non-owner, and a relay proof not si
   const forged = await C.http('POST', '/api/inbox', { body: { token, relay: forgedProof } });
   assert.equal(forged.status, 401, forged.text);
   assert.equal(forged.json.error.code, 'relay_invalid');
-  assert.equal((await chris.collect(300, (f) => f.data?.subType === 'APP_INJECTED')).length, 0);
+  assert.equal((await carol.collect(300, (f) => f.data?.subType === 'APP_INJECTED')).length, 0);
 });
 
 e2e('a relay of a non-member\'s token is refused at C even with a genuine owner proof', async () => {
@@ -299,4 +310,11 @@ e2e('a relay of a non-member\'s token is refused at C even with a genuine owner 
   const r = await inbox(C, token);
   assert.equal(r.status, 403, r.text);
   assert.equal(r.json.error.code, 'access_denied');  // membership is checked before anything else
+});
+
+e2e('a reference-style inbox body with related works at the owner', async () => {
+  const r = await B.http('POST', '/api/inbox', { body: { token: signAtA('APP_REFBODY'), related: [] } });
+  assert.equal(r.status, 201, r.text);
+  assert.deepEqual(r.json.data, { status: 'accepted' });
+  assert.match(r.json.time, /^\d{4}-\d{2}-\d{2}T/);
 });
