@@ -154,3 +154,11 @@ e2e('docs/configuration.md lists every serve option with its environment variabl
     if (o !== 'config') assert.ok(doc.includes(`\`PRESD_${o.toUpperCase().replaceAll('-', '_')}\``), `PRESD_ env of --${o} missing`);
   }
 });
+
+e2e('the sample config in deploy/ is accepted and applied', async () => {
+  const here = path.dirname(new URL(import.meta.url).pathname);
+  const S = await startPresd({ args: ['--config', path.join(here, '../../deploy/presd.toml')] });
+  assert.equal((await S.http('GET', '/api/me', { host: 'cl-o.alice.example.net' })).status, 200);
+  assert.match(S.logs(), /ttl 30s/);
+  await S.stop();
+});
