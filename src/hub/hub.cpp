@@ -220,7 +220,8 @@ void Hub::resolve_key_and_verify(std::shared_ptr<PresToken> token, Origin origin
 
 // The relay proof: cheap checks, the owner's key, its signature (crypto pool), then the inner
 // token as usual. Both signatures are checked; the proof only vouches that the owner relayed it.
-void Hub::check_relay_then_verify(std::shared_ptr<PresToken> token, std::string owner, std::string proof_text, Done done) {
+void Hub::check_relay_then_verify(std::shared_ptr<PresToken> token, std::string owner, std::string proof_text, Done done,
+                                  bool retried) {
   auto parsed = parse_relay_proof(proof_text);
   if (!parsed) return reject(done, parsed.error());
   auto proof = std::make_shared<RelayProof>(std::move(parsed.value()));
@@ -233,15 +234,21 @@ void Hub::check_relay_then_verify(std::shared_ptr<PresToken> token, std::string 
     return reject(done, Error(ErrorCode::relay_invalid, "relay proof is stale or from the future"));
   if (!remote_keys_) return reject(done, Error(ErrorCode::token_unknown_key, "remote keys are not configured"));
   remote_keys_->lookup(owner, r.key_id, [this, alive = alive_, token = std::move(token), proof = std::move(proof),
-                                         done = std::move(done)](Result<Es384PublicKey> key) mutable {
+                                         owner, retried, done = std::move(done)](Result<Es384PublicKey> key) mutable {
     if (!*alive) return;
     if (!key) return reject(done, key.error());
     exec_.crypto([this, alive = alive_, token = std::move(token), proof = std::move(proof), pub = std::move(key).value(),
-                  done = std::move(done)]() mutable {
+                  owner = std::move(owner), retried, done = std::move(done)]() mutable {
       const bool valid = pub.verify(proof->signing_input(), proof->signature);
-      exec_.home([this, alive = std::move(alive), token = std::move(token), valid, done = std::move(done)]() mutable {
+      exec_.home([this, alive = std::move(alive), token = std::move(token), proof = std::move(proof), valid,
+                  owner = std::move(owner), retried, done = std::move(done)]() mutable {
         if (!*alive) return;
-        if (!valid) return reject(done, Error(ErrorCode::relay_invalid, "relay proof signature does not verify"));
+        if (!valid) {
+          // The owner may have rotated its key: refetch its document once, as for tokens.
+          if (!retried && remote_keys_ && remote_keys_->invalidate_after_failed_verify(owner))
+            return check_relay_then_verify(std::move(token), std::move(owner), proof->compact, std::move(done), true);
+          return reject(done, Error(ErrorCode::relay_invalid, "relay proof signature does not verify"));
+        }
         resolve_key_and_verify(std::move(token), Origin::peer, std::move(done));
       });
     });

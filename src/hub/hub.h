@@ -155,7 +155,8 @@ class Hub {
   Result<Accepted> commit(PresToken token, Origin origin);
   void forward_to_owner(const Accepted& accepted);
   void relay_to_member_homes(const Accepted& accepted, const std::string& owner);
-  void check_relay_then_verify(std::shared_ptr<PresToken> token, std::string owner, std::string proof, Done done);
+  void check_relay_then_verify(std::shared_ptr<PresToken> token, std::string owner, std::string proof, Done done,
+                               bool retried = false);
   void resolve_key_and_verify(std::shared_ptr<PresToken> token, Origin origin, Done done);
   void deliver(const std::shared_ptr<const std::string>& frame, const std::string& context,
                const std::optional<std::string>& audience);

@@ -632,10 +632,22 @@ TEST_F(RelayHubTest, BadRelayProofsAreRefused) {
   EXPECT_EQ(submit_peer(token, proof_for(token, owner_key_, "mallory.example.net"))->code(), ErrorCode::relay_invalid);
   EXPECT_EQ(submit_peer(token, "not.a.proof")->code(), ErrorCode::relay_invalid);
   remote_.answers.push_back(owner_key_.public_key());  // signed by someone else than the owner:
+  remote_.answers.push_back(owner_key_.public_key());  // (one refetch, in case the owner rotated)
   EXPECT_EQ(submit_peer(token, proof_for(token, Es384PrivateKey::generate()))->code(), ErrorCode::relay_invalid);
+  EXPECT_EQ(remote_.invalidations, 1);
   const std::string stale_proof = proof_for(token, owner_key_);
   clock_.advance_ms(31'000);
   EXPECT_EQ(submit_peer(alice_in_far(), stale_proof)->code(), ErrorCode::relay_invalid);
+}
+
+TEST_F(RelayHubTest, ARotatedOwnerKeyIsRefetchedOnceForTheProof) {
+  const std::string token = alice_in_far();
+  remote_.answers.push_back(Es384PrivateKey::generate().public_key());  // the owner's old key, cached
+  remote_.answers.push_back(owner_key_.public_key());                   // its new one
+  auto r = submit_peer(token, proof_for(token, owner_key_));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->ok()) << r->error().message;
+  EXPECT_EQ(remote_.lookups, 2);
 }
 
 TEST_F(RelayHubTest, LocalPresForARemoteOwnersContextIsForwardedOnce) {
