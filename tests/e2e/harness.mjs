@@ -103,7 +103,8 @@ export async function startPresd({ tenants = [], args = [], dataDir, name = 'pre
   const onData = (buf) => out.push(buf.toString('utf8'));
   proc.stdout.on('data', onData);
   proc.stderr.on('data', onData);
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  // 'close', not 'exit': it fires after stdout/stderr ended, so logs() is complete then.
+  const exited = new Promise((resolve) => proc.on('close', (code, signal) => resolve({ code, signal })));
 
   const server = {
     name,

@@ -417,6 +417,6 @@ e2e('an IP that sends repeated bad signatures to the inbox is banned, with retry
   assert.equal(r.status, 429);
   assert.equal(r.json.error.code, 'rate_limited');
   assert.ok(r.json.error.retryAfter > 3_500_000, JSON.stringify(r.json));
+  await server.stop();  // then every log line has been read
   assert.match(server.logs(), /banned for repeated bad signatures/);
-  await server.stop();
 });
