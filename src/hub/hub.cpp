@@ -343,10 +343,20 @@ Result<Accepted> Hub::commit(PresToken token, Origin origin) {
   observer_->on_accepted();
   SPDLOG_DEBUG("PRES {} from {} in {} accepted", c.subtype, c.iss, c.sub);
   deliver(std::make_shared<const std::string>(frames::action_frame(next_frame_id(), *data)), c.sub, c.aud);
-  if (origin == Origin::local) forward_to_owner(accepted);
-  if (auto ctx = access_.context(c.sub); ctx && forwarder_ && keys_.hosts(ctx->owner))
-    relay_to_member_homes(accepted, ctx->owner);
+  federate(accepted, origin);
   return accepted;
+}
+
+// PROTOCOL.md section 3. As the owner: relay to the other members' homes. Otherwise, for a PRES
+// from a local client: send it once to the owner's inbox (never a peer's PRES: no loops).
+void Hub::federate(const Accepted& accepted, Origin origin) {
+  if (!forwarder_) return;  // single instance: no store lookup on the hot path
+  auto ctx = access_.context(accepted.claims.sub);
+  if (!ctx || ctx->owner.empty()) return;
+  if (keys_.hosts(ctx->owner))
+    relay_to_member_homes(accepted, ctx->owner);
+  else if (origin == Origin::local)
+    forwarder_->forward(ctx->owner, accepted.token, accepted.expires_at_ms);
 }
 
 // As the owner: the members whose home is another instance get the same signed token, with a
@@ -377,13 +387,6 @@ void Hub::relay_to_member_homes(const Accepted& accepted, const std::string& own
   });
 }
 
-// PROTOCOL.md section 3: a PRES for a context owned elsewhere goes once to the owner's inbox.
-void Hub::forward_to_owner(const Accepted& accepted) {
-  if (!forwarder_) return;
-  auto ctx = access_.context(accepted.claims.sub);
-  if (!ctx || ctx->owner.empty() || keys_.hosts(ctx->owner)) return;
-  forwarder_->forward(ctx->owner, accepted.token, accepted.expires_at_ms);
-}
 
 void Hub::deliver(const std::shared_ptr<const std::string>& frame, const std::string& context,
                   const std::optional<std::string>& audience) {

@@ -153,7 +153,7 @@ class Hub {
 
   Result<Admission> admit(const PresClaims& claims, const std::string* signature);
   Result<Accepted> commit(PresToken token, Origin origin);
-  void forward_to_owner(const Accepted& accepted);
+  void federate(const Accepted& accepted, Origin origin);
   void relay_to_member_homes(const Accepted& accepted, const std::string& owner);
   void check_relay_then_verify(std::shared_ptr<PresToken> token, std::string owner, std::string proof, Done done,
                                bool retried = false);
