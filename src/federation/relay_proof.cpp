@@ -6,13 +6,13 @@
 
 #include "common/identifiers.h"
 #include "common/strict_json.h"
+#include "token/compact_jws.h"
 #include "token/base64.h"
 
 namespace presd {
 namespace json = boost::json;
 namespace {
 
-constexpr std::string_view kHeader = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzM4NCJ9";  // {"typ":"JWT","alg":"ES384"}
 constexpr std::size_t kMaxProofBytes = 2048;
 
 Error invalid(std::string why) { return Error(ErrorCode::relay_invalid, "relay proof: " + std::move(why)); }
@@ -31,20 +31,18 @@ std::string sign_relay_proof(const RelayClaims& c, const Es384PrivateKey& key) {
                               ",\"k\":" + json::serialize(json::string(c.key_id)) + ",\"t\":\"" + std::string(kRelayType) +
                               "\",\"sub\":" + json::serialize(json::string(c.context)) +
                               ",\"h\":" + json::serialize(json::string(c.token_hash)) + ",\"iat\":" + std::to_string(c.iat) + "}";
-  std::string compact = std::string(kHeader) + "." + b64::encode_url(payload);
+  std::string compact = std::string(kEs384JwtHeader) + "." + b64::encode_url(payload);
   const std::string sig = key.sign(compact);
   return compact + "." + b64::encode_url(sig);
 }
 
 Result<RelayProof> parse_relay_proof(std::string_view compact) {
   if (compact.size() > kMaxProofBytes) return invalid("too long");
-  const std::size_t dot1 = compact.find('.');
-  const std::size_t dot2 = dot1 == std::string_view::npos ? dot1 : compact.find('.', dot1 + 1);
-  if (dot2 == std::string_view::npos || compact.find('.', dot2 + 1) != std::string_view::npos)
-    return invalid("not three segments");
-  if (compact.substr(0, dot1) != kHeader) return invalid("header must be {\"typ\":\"JWT\",\"alg\":\"ES384\"}");
-  auto payload = b64::decode_url_strict(compact.substr(dot1 + 1, dot2 - dot1 - 1));
-  auto signature = b64::decode_url_strict(compact.substr(dot2 + 1));
+  const auto parts = split_compact_jws(compact);
+  if (!parts) return invalid("not three segments");
+  if (parts->header != kEs384JwtHeader) return invalid("header must be {\"typ\":\"JWT\",\"alg\":\"ES384\"}");
+  auto payload = b64::decode_url_strict(parts->payload);
+  auto signature = b64::decode_url_strict(parts->signature);
   if (!payload || !signature || signature->size() != kEs384SignatureBytes) return invalid("bad base64url or signature size");
   StrictJson parsed = parse_strict_json(*payload, 2);
   if (!parsed.ok() || !parsed.value.is_object()) return invalid("payload is not a JSON object");
@@ -65,7 +63,7 @@ Result<RelayProof> parse_relay_proof(std::string_view compact) {
   RelayProof proof;
   proof.claims = RelayClaims{std::string(*iss), std::string(*k), std::string(*sub), std::string(*h), iat->get_int64()};
   proof.compact = std::string(compact);
-  proof.signing_input_len = dot2;
+  proof.signing_input_len = parts->signing_input.size();
   proof.signature = std::move(*signature);
   return proof;
 }

@@ -8,6 +8,7 @@
 
 #include "common/identifiers.h"
 #include "common/strict_json.h"
+#include "token/compact_jws.h"
 #include "token/base64.h"
 
 namespace presd {
@@ -44,12 +45,10 @@ std::string issue_access_token(const AccessClaims& c, std::string_view secret) {
 Result<AccessClaims> verify_access_token(std::string_view token, std::string_view secret, std::int64_t now_s) {
   if (token.empty()) return Error(ErrorCode::auth_required, "no access token");
   if (token.size() > kMaxAccessTokenBytes) return invalid("access token too long");
-  const std::size_t dot1 = token.find('.');
-  const std::size_t dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
-  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos)
-    return invalid("access token must have three segments");
+  const auto parts = split_compact_jws(token);
+  if (!parts) return invalid("access token must have three segments");
 
-  auto header = b64::decode_url_strict(token.substr(0, dot1));
+  auto header = b64::decode_url_strict(parts->header);
   if (!header) return invalid("access token header is not base64url");
   StrictJson h = parse_strict_json(*header, 2);
   if (!h.ok() || !h.value.is_object()) return invalid("access token header is not a JSON object");
@@ -60,13 +59,13 @@ Result<AccessClaims> verify_access_token(std::string_view token, std::string_vie
   }
   if (!h.value.get_object().contains("alg")) return invalid("access token header has no alg");
 
-  auto mac = b64::decode_url_strict(token.substr(dot2 + 1));
+  auto mac = b64::decode_url_strict(parts->signature);
   if (!mac) return invalid("access token signature is not base64url");
-  const std::string expected = hmac_sha256(secret, token.substr(0, dot2));
+  const std::string expected = hmac_sha256(secret, parts->signing_input);
   if (mac->size() != expected.size() || CRYPTO_memcmp(mac->data(), expected.data(), expected.size()) != 0)
     return invalid("access token signature does not verify");
 
-  auto payload = b64::decode_url_strict(token.substr(dot1 + 1, dot2 - dot1 - 1));
+  auto payload = b64::decode_url_strict(parts->payload);
   if (!payload) return invalid("access token payload is not base64url");
   StrictJson p = parse_strict_json(*payload);
   if (!p.ok() || !p.value.is_object()) return invalid("access token payload is not a JSON object");

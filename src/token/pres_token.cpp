@@ -4,14 +4,13 @@
 
 #include "common/identifiers.h"
 #include "common/strict_json.h"
+#include "token/compact_jws.h"
 #include "token/base64.h"
 
 namespace presd {
 namespace json = boost::json;
 namespace {
 
-// base64url of {"typ":"JWT","alg":"ES384"}: the header the reference emits and presd signs with.
-constexpr std::string_view kFixedHeader = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzM4NCJ9";
 constexpr std::size_t kMaxHeaderSegment = 256;
 
 Error bad(ErrorCode code, std::string msg) { return Error(code, std::move(msg)); }
@@ -29,7 +28,7 @@ bool is_printable_ascii(std::string_view s) {
 // Other implementations may order or space the header differently; what matters is that alg is
 // ES384 and nothing else (crit, jwk, jku, kid...) could change how the token is read.
 Status check_header(std::string_view segment) {
-  if (segment == kFixedHeader) return {};
+  if (segment == kEs384JwtHeader) return {};
   if (segment.size() > kMaxHeaderSegment) return bad(ErrorCode::token_bad_header, "header too long");
   auto decoded = b64::decode_url_strict(segment);
   if (!decoded) return bad(ErrorCode::token_bad_base64, "header is not strict base64url");
@@ -84,16 +83,14 @@ Status validate_pres_claims(const PresClaims& c, const TokenLimits& limits) {
 Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& limits) {
   if (compact.size() > limits.max_token_bytes)
     return bad(ErrorCode::token_too_large, "token is longer than " + std::to_string(limits.max_token_bytes) + " bytes");
-  const std::size_t dot1 = compact.find('.');
-  const std::size_t dot2 = dot1 == std::string_view::npos ? dot1 : compact.find('.', dot1 + 1);
-  if (dot2 == std::string_view::npos || compact.find('.', dot2 + 1) != std::string_view::npos)
-    return bad(ErrorCode::token_malformed, "a token has exactly three dot-separated segments");
+  const auto parts = split_compact_jws(compact);
+  if (!parts) return bad(ErrorCode::token_malformed, "a token has exactly three dot-separated segments");
 
-  if (Status s = check_header(compact.substr(0, dot1)); !s) return s.error();
+  if (Status s = check_header(parts->header); !s) return s.error();
 
-  auto payload = b64::decode_url_strict(compact.substr(dot1 + 1, dot2 - dot1 - 1));
+  auto payload = b64::decode_url_strict(parts->payload);
   if (!payload) return bad(ErrorCode::token_bad_base64, "payload is not strict base64url");
-  auto signature = b64::decode_url_strict(compact.substr(dot2 + 1));
+  auto signature = b64::decode_url_strict(parts->signature);
   if (!signature) return bad(ErrorCode::token_bad_base64, "signature is not strict base64url");
   if (signature->size() != kEs384SignatureBytes)
     return bad(ErrorCode::token_malformed, "an ES384 signature is 96 bytes (raw r||s)");
@@ -160,7 +157,7 @@ Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& 
   if (Status s = validate_pres_claims(c, limits); !s) return s.error();
 
   token.compact = std::string(compact);
-  token.signing_input_len = dot2;
+  token.signing_input_len = parts->signing_input.size();
   token.signature = std::move(*signature);
   return token;
 }
@@ -196,7 +193,7 @@ std::string sign_pres_token(const PresClaims& c, const Es384PrivateKey& key) {
   if (c.exp) payload += ",\"exp\":" + std::to_string(*c.exp);
   payload += '}';
 
-  std::string compact(kFixedHeader);
+  std::string compact(kEs384JwtHeader);
   compact += '.';
   compact += b64::encode_url(payload);
   const std::string signature = key.sign(compact);
