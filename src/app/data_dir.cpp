@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -19,26 +20,34 @@ void DataDir::ensure() const {
   ::chmod(path.c_str(), 0700);
 }
 
-std::string read_secret_file(const std::string& path) {
+namespace {
+
+// The file's contents without trailing whitespace; nullopt if it cannot be opened.
+std::optional<std::string> read_trimmed(const std::string& path) {
   std::ifstream in{path};
-  if (!in) throw std::runtime_error("cannot read secret file " + path);
+  if (!in) return std::nullopt;
   std::stringstream ss;
   ss << in.rdbuf();
   std::string s = ss.str();
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+std::string read_secret_file(const std::string& path) {
+  auto contents = read_trimmed(path);
+  if (!contents) throw std::runtime_error("cannot read secret file " + path);
+  std::string s = std::move(*contents);
   if (s.size() < 16) throw std::runtime_error("secret file " + path + " holds fewer than 16 bytes");
   return s;
 }
 
 std::string DataDir::load_or_create_secret(const std::string& name, std::size_t bytes) const {
   const std::string file = path + "/" + name;
-  if (std::ifstream in{file}) {
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string s = ss.str();
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-    if (s.empty()) throw std::runtime_error(file + " is empty");
-    return s;
+  if (auto s = read_trimmed(file)) {
+    if (s->empty()) throw std::runtime_error(file + " is empty");
+    return *s;
   }
   ensure();
   std::string raw(bytes, '\0');
