@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "transport/detail_url.h"
+#include "transport/ws_close_screen.h"
 
 namespace presd::transport {
 namespace {
@@ -149,7 +150,42 @@ websocket::close_reason make_close_reason(std::uint16_t code, std::string_view r
 class WsTcpStream : public beast::tcp_stream {
  public:
   explicit WsTcpStream(beast::tcp_stream&& s) : beast::tcp_stream(std::move(s)) {}
+
+  // Beast reads every frame through this: the bytes pass the close-frame screen first, so that
+  // close codes 5000+ are answered 1002 and a reason that is not UTF-8 1007 (ws_close_screen.h).
+  template <class MutableBuffers, class ReadHandler>
+  void async_read_some(const MutableBuffers& buffers, ReadHandler&& handler);
+
+  WsCloseScreen screen;
 };
+
+struct ScreenedReadOp {
+  WsTcpStream& stream;
+  asio::mutable_buffer out;
+  std::size_t restored = 0;
+  bool started = false;
+
+  template <class Self>
+  void operator()(Self& self, error_code ec = {}, std::size_t n = 0) {
+    auto* data = static_cast<std::uint8_t*>(out.data());
+    if (!started) {
+      started = true;
+      restored = stream.screen.restore({data, out.size()});
+      // Held bytes that did not fit go first: read nothing new this time.
+      const asio::mutable_buffer room = stream.screen.holding() ? asio::mutable_buffer{} : out + restored;
+      stream.beast::tcp_stream::async_read_some(room, std::move(self));
+      return;
+    }
+    if (ec) return self.complete(ec, 0);  // held bytes were an unfinished frame: the peer is gone
+    self.complete(ec, stream.screen.screen({data, restored + n}));
+  }
+};
+
+template <class MutableBuffers, class ReadHandler>
+void WsTcpStream::async_read_some(const MutableBuffers& buffers, ReadHandler&& handler) {
+  asio::async_compose<ReadHandler, void(error_code, std::size_t)>(
+      ScreenedReadOp{*this, *asio::buffer_sequence_begin(buffers)}, handler, *this);
+}
 
 constexpr std::chrono::milliseconds kTeardownTime{2000};
 constexpr std::size_t kTeardownMaxBytes = 4 << 20;
@@ -167,12 +203,12 @@ struct TeardownOp {
       error_code ignored;
       stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
       stream.expires_after(kTeardownTime);  // covers every read below
-      stream.async_read_some(asio::buffer(*buf), std::move(self));
+      stream.beast::tcp_stream::async_read_some(asio::buffer(*buf), std::move(self));
       return;
     }
     drained += n;
     if (!ec && drained < kTeardownMaxBytes) {
-      stream.async_read_some(asio::buffer(*buf), std::move(self));
+      stream.beast::tcp_stream::async_read_some(asio::buffer(*buf), std::move(self));
       return;
     }
     stream.close();
