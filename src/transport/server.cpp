@@ -181,6 +181,9 @@ struct ScreenedReadOp {
   }
 };
 
+// Reads into the first buffer only (read_some may read less). The screen holds bytes only at a
+// frame boundary, where Beast has consumed its (circular) read buffer, which then rewinds: the
+// first buffer is its whole free space, so a held close frame always fits back.
 template <class MutableBuffers, class ReadHandler>
 void WsTcpStream::async_read_some(const MutableBuffers& buffers, ReadHandler&& handler) {
   asio::async_compose<ReadHandler, void(error_code, std::size_t)>(
