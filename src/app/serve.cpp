@@ -207,6 +207,14 @@ void add_serve_command(CLI::App& root) {
                   "Bad inbox signatures from one IP within an hour that ban it for an hour (0: never ban)")->capture_default_str();
   cmd->add_option("--max-body-bytes", o->server.max_body_bytes, "HTTP body limit")->capture_default_str();
   cmd->add_option("--max-ws-message-bytes", o->server.max_ws_message_bytes, "WebSocket message limit (close 1009)")->capture_default_str();
+  cmd->add_option("--max-connections-per-ip", o->server.max_connections_per_ip,
+                  "Open connections per source IP; more are answered 429 too_many_connections (0: no cap)")->capture_default_str();
+  cmd->add_option_function<std::int64_t>(
+         "--http-read-timeout-ms",
+         [o](std::int64_t ms) { o->server.http_read_timeout = std::chrono::milliseconds(ms); },
+         "Time a request's header and body have to arrive after its first byte (408 request_timeout)")
+      ->default_str(std::to_string(o->server.http_read_timeout.count()))
+      ->check(CLI::Range(100, 600'000));
   // --config belongs to the root command (CLI11 reads config files there); fallthrough lets it
   // follow `serve` on the command line. The file's [serve] section holds these options.
   // PRESD_<OPTION> environment variables are turned into options by main() (app/env_options.h).

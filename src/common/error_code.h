@@ -14,6 +14,9 @@ enum class ErrorCode : std::uint8_t {
   unknown_command,     // /ws/bus cmd not recognised
   not_found,           // HTTP route or object does not exist
   method_not_allowed,  // HTTP method not allowed on the route
+  header_too_large,      // HTTP request header over its limit
+  unsupported_encoding,  // HTTP body with a Content-Encoding (or Transfer-Encoding) other than identity/chunked
+  request_timeout,       // HTTP request (header + body) not complete within the read timeout
   // Authentication (access tokens, admin token).
   auth_required,  // no credentials presented
   auth_invalid,   // credentials malformed, badly signed or expired
@@ -45,6 +48,7 @@ enum class ErrorCode : std::uint8_t {
   // Limits.
   rate_limited,           // a rate limit refused the request; retryAfter says when to retry
   too_many_subscriptions, // per-connection subscription cap reached
+  too_many_connections,   // per-IP connection cap reached
   // Store and server.
   conflict,     // object already exists
   unavailable,  // a dependency (store, key server) is not available now
@@ -53,7 +57,7 @@ enum class ErrorCode : std::uint8_t {
 
 // The stable wire name, e.g. "token_bad_signature".
 std::string_view to_string(ErrorCode code);
-// HTTP status that best matches the code (400, 401, 403, 404, 409, 413, 429, 500, 503).
+// HTTP status that best matches the code (400, 401, 403, 404, 408, 409, 413, 415, 429, 431, 500, 503).
 int http_status(ErrorCode code);
 // One-line human description (used by docs and by `presd errors`).
 std::string_view describe(ErrorCode code);

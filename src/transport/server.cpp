@@ -40,6 +40,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/error_code.h"
 #include "transport/detail_url.h"
 #include "transport/ws_close_screen.h"
 
@@ -61,6 +62,8 @@ constexpr const char* kServerName = "presd";
 // could destroy the response before the client reads it.
 constexpr std::chrono::milliseconds kLingerTime{1000};
 constexpr std::size_t kLingerMaxBytes = 1 << 20;
+// Connections refused over a connection cap that are being answered at once; beyond, closed.
+constexpr std::size_t kMaxRefusing = 1024;
 
 class HttpSession;
 class WsSession;
@@ -235,16 +238,18 @@ namespace detail {
 
 struct Core;
 
-// Decrements the connection count when the connection (HTTP, then possibly WebSocket) is gone.
+// Decrements the connection counts (total and per IP) when the connection (HTTP, then possibly
+// WebSocket) is gone.
 class ConnGuard {
  public:
   ConnGuard() = default;
-  explicit ConnGuard(std::shared_ptr<Core> core) : core_(std::move(core)) {}
-  ConnGuard(ConnGuard&& o) noexcept : core_(std::move(o.core_)) {}
+  ConnGuard(std::shared_ptr<Core> core, std::string ip) : core_(std::move(core)), ip_(std::move(ip)) {}
+  ConnGuard(ConnGuard&& o) noexcept : core_(std::move(o.core_)), ip_(std::move(o.ip_)) {}
   ConnGuard& operator=(ConnGuard&& o) noexcept {
     if (this != &o) {
       release();
       core_ = std::move(o.core_);
+      ip_ = std::move(o.ip_);
     }
     return *this;
   }
@@ -253,6 +258,7 @@ class ConnGuard {
 
  private:
   std::shared_ptr<Core> core_;
+  std::string ip_;
 };
 
 struct Core : std::enable_shared_from_this<Core> {
@@ -269,6 +275,8 @@ struct Core : std::enable_shared_from_this<Core> {
   bool stopping = false;
   bool destroyed = false;  // the Server object is gone: no more handler callbacks
   std::atomic<std::size_t> connections{0};
+  std::unordered_map<std::string, std::size_t> connections_per_ip;
+  std::size_t refusing = 0;  // refused connections still being answered (not in `connections`)
   std::uint64_t next_id = 1;
   std::unordered_map<std::uint64_t, HttpSession*> http_sessions;
   std::unordered_map<std::uint64_t, WsSession*> ws_sessions;  // open WebSockets (after on_ws_open)
@@ -276,14 +284,15 @@ struct Core : std::enable_shared_from_this<Core> {
   std::chrono::steady_clock::time_point last_refusal_log{};
 
   asio::awaitable<void> accept_loop();
+  asio::awaitable<void> refuse(tcp::socket socket, http::status status, ErrorCode code, std::string message);
   void begin_shutdown(std::chrono::milliseconds grace, std::function<void()> done);
-  void connection_closed();
+  void connection_closed(const std::string& ip);
   void finish_shutdown();
   void force_close_all();
 };
 
 void ConnGuard::release() {
-  if (auto core = std::move(core_)) core->connection_closed();
+  if (auto core = std::move(core_)) core->connection_closed(ip_);
 }
 
 }  // namespace detail
@@ -604,6 +613,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                                               unsigned version);
   asio::awaitable<void> linger_close();
   asio::awaitable<void> upgrade(http::request<http::string_body> req);
+  friend class RequestDeadline;
 
   std::shared_ptr<Core> core_;
   beast::tcp_stream stream_;
@@ -615,6 +625,42 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool idle_ = false;
   bool registered_ = true;
 };
+
+// Bounds the read of one request: on expiry it cancels the pending read (the socket stays open
+// for the 408 answer). Cancelled when the request is read.
+class RequestDeadline {
+ public:
+  RequestDeadline(const std::shared_ptr<HttpSession>& session, std::chrono::milliseconds timeout)
+      : timer_(std::make_shared<asio::steady_timer>(session->stream_.get_executor(), timeout)),
+        expired_(std::make_shared<bool>(false)) {
+    timer_->async_wait([weak = std::weak_ptr<HttpSession>(session), expired = expired_](error_code ec) {
+      if (ec) return;
+      *expired = true;
+      if (auto s = weak.lock()) {
+        error_code ignored;
+        s->stream_.socket().cancel(ignored);
+      }
+    });
+  }
+  ~RequestDeadline() { cancel(); }
+  RequestDeadline(const RequestDeadline&) = delete;
+  RequestDeadline& operator=(const RequestDeadline&) = delete;
+  bool expired() const { return *expired_; }
+  void cancel() { timer_->cancel(); }
+
+ private:
+  std::shared_ptr<asio::steady_timer> timer_;
+  std::shared_ptr<bool> expired_;
+};
+
+// presd never decompresses a request body (no compression bombs): any Content-Encoding but
+// identity, and any Transfer-Encoding but chunked, is refused before the body is read.
+bool accepted_encoding(const http::request_header<>& h) {
+  const auto ce = h[http::field::content_encoding];
+  if (!ce.empty() && !beast::iequals(ce, "identity")) return false;
+  const auto te = h[http::field::transfer_encoding];
+  return te.empty() || beast::iequals(te, "chunked");
+}
 
 asio::awaitable<void> HttpSession::linger_close() {
   error_code ec;
@@ -699,11 +745,21 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
     first = false;
 
     // The whole request (header and body) must arrive within http_read_timeout (slowloris).
-    stream.expires_after(cfg.http_read_timeout);
+    // A deadline timer cancels the read instead of the stream's own timeout, which would close
+    // the socket: the client still gets a coded 408.
+    stream.expires_never();
+    RequestDeadline deadline(self, cfg.http_read_timeout);
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(cfg.max_header_bytes, UINT32_MAX)));
     parser.body_limit(cfg.max_body_bytes);
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+    if (!ec && !parser.is_done() && !accepted_encoding(parser.get())) {
+      spdlog::debug("transport: http {} ({}) body with a content or transfer coding", self->id_, self->ip_);
+      co_await self->write_error_and_close(http::status::unsupported_media_type, "unsupported_encoding",
+                                           "compressed or encoded request bodies are not accepted",
+                                           parser.get().version());
+      break;
+    }
     if (!ec && !parser.is_done()) {
       auto expect = parser.get()[http::field::expect];
       if (beast::iequals(expect, "100-continue")) {
@@ -716,17 +772,25 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
         ec = rec;
       }
     }
+    const bool timed_out = deadline.expired();
+    deadline.cancel();
     if (ec) {
       const unsigned version = parser.is_header_done() ? parser.get().version() : 11;
-      if (ec == http::error::body_limit) {
+      if (timed_out) {
+        spdlog::debug("transport: http {} ({}) request not complete within {} ms", self->id_, self->ip_,
+                      cfg.http_read_timeout.count());
+        co_await self->write_error_and_close(http::status::request_timeout, "request_timeout",
+                                             "request not complete within the read timeout", version);
+      } else if (ec == http::error::body_limit) {
         spdlog::debug("transport: http {} ({}) body over {} bytes", self->id_, self->ip_, cfg.max_body_bytes);
         co_await self->write_error_and_close(http::status::payload_too_large, "payload_too_large",
                                              "request body exceeds " + std::to_string(cfg.max_body_bytes) + " bytes",
                                              version);
       } else if (ec == http::error::header_limit) {
         spdlog::debug("transport: http {} ({}) header over {} bytes", self->id_, self->ip_, cfg.max_header_bytes);
-        co_await self->write_error_and_close(http::status::request_header_fields_too_large, "bad_request",
-                                             "request header too large", version);
+        co_await self->write_error_and_close(http::status::request_header_fields_too_large, "header_too_large",
+                                             "request header exceeds " + std::to_string(cfg.max_header_bytes) + " bytes",
+                                             version);
       } else if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
         spdlog::debug("transport: http {} ({}) closed mid-request", self->id_, self->ip_);
       } else if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
@@ -830,16 +894,6 @@ asio::awaitable<void> Core::accept_loop() {
       continue;
     }
     if (stopping) break;
-    if (connections.load() >= cfg.max_connections) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now - last_refusal_log > std::chrono::seconds(1)) {
-        last_refusal_log = now;
-        spdlog::warn("transport: max_connections ({}) reached, refusing connections", cfg.max_connections);
-      }
-      error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
     error_code opt_ec;
     socket.set_option(tcp::no_delay(true), opt_ec);
     tcp::endpoint remote = socket.remote_endpoint(opt_ec);
@@ -847,19 +901,75 @@ asio::awaitable<void> Core::accept_loop() {
       socket.close(opt_ec);
       continue;
     }
-    ++connections;
-    const std::uint64_t id = next_id++;
     std::string ip = ip_string(remote);
+    // Over a cap the connection is answered with a coded error at once, without reading the
+    // request: a flood costs one small write per connection and nothing stays open.
+    const bool server_full = connections.load() >= cfg.max_connections;
+    const bool ip_full = cfg.max_connections_per_ip > 0 && connections_per_ip[ip] >= cfg.max_connections_per_ip;
+    if (server_full || ip_full) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_refusal_log > std::chrono::seconds(1)) {
+        last_refusal_log = now;
+        if (server_full)
+          spdlog::warn("transport: max_connections ({}) reached, refusing connections", cfg.max_connections);
+        else
+          spdlog::warn("transport: {} holds {} connections, refusing more", ip, cfg.max_connections_per_ip);
+      }
+      if (connections_per_ip[ip] == 0) connections_per_ip.erase(ip);
+      if (refusing >= kMaxRefusing) {  // refusals themselves are bounded: beyond, just close
+        socket.close(opt_ec);
+        continue;
+      }
+      if (server_full)
+        asio::co_spawn(io, refuse(std::move(socket), http::status::service_unavailable, ErrorCode::unavailable,
+                                  "server at its connection limit"),
+                       [](std::exception_ptr e) { log_exception(e, "refusal"); });
+      else
+        asio::co_spawn(io, refuse(std::move(socket), http::status::too_many_requests, ErrorCode::too_many_connections,
+                                  "too many connections from " + ip),
+                       [](std::exception_ptr e) { log_exception(e, "refusal"); });
+      continue;
+    }
+    ++connections;
+    ++connections_per_ip[ip];
+    const std::uint64_t id = next_id++;
     spdlog::debug("transport: connection {} from {}", id, ip);
-    auto session = std::make_shared<HttpSession>(self, std::move(socket), id, std::move(ip), ConnGuard(self));
+    ConnGuard guard(self, ip);
+    auto session = std::make_shared<HttpSession>(self, std::move(socket), id, std::move(ip), std::move(guard));
     asio::co_spawn(io, HttpSession::run(std::move(session)),
                    [](std::exception_ptr e) { log_exception(e, "http session"); });
   }
   spdlog::debug("transport: accept loop ended");
 }
 
-void Core::connection_closed() {
+asio::awaitable<void> Core::refuse(tcp::socket socket, http::status status, ErrorCode code, std::string message) {
+  auto self = shared_from_this();
+  ++refusing;
+  beast::tcp_stream stream(std::move(socket));
+  http::response<http::string_body> res{status, 11};
+  res.set(http::field::server, kServerName);
+  res.set(http::field::content_type, "application/json");
+  res.body() = error_json(to_string(code), message);
+  res.keep_alive(false);
+  res.prepare_payload();
+  stream.expires_after(kLingerTime);
+  auto [ec, n] = co_await http::async_write(stream, res, use_tuple);
+  if (!ec) {
+    // As linger_close: read and drop the request the client sent meanwhile, so that closing does
+    // not answer it with a RST that could destroy the response before the client reads it.
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    std::array<char, 1024> sink{};
+    for (std::size_t drained = 0; !ec && drained < kLingerMaxBytes; drained += n)
+      std::tie(ec, n) = co_await stream.async_read_some(asio::buffer(sink), use_tuple);
+  }
+  stream.close();
+  --refusing;
+}
+
+void Core::connection_closed(const std::string& ip) {
   --connections;
+  if (auto it = connections_per_ip.find(ip); it != connections_per_ip.end() && --it->second == 0)
+    connections_per_ip.erase(it);
   if (stopping && connections.load() == 0 && !on_drained.empty()) finish_shutdown();
 }
 

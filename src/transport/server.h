@@ -21,10 +21,11 @@ struct ServerConfig {
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_ws_message_bytes = 16 * 1024;  // close 1009 beyond
   std::size_t max_ws_queue_bytes = 1 << 20;      // per connection; slow consumer closed beyond
-  std::chrono::seconds http_read_timeout{10};     // slowloris guard for headers + body
+  std::chrono::milliseconds http_read_timeout{10'000};  // slowloris guard for headers + body (408 beyond)
   std::chrono::seconds http_idle_timeout{30};     // keep-alive
   std::chrono::seconds ws_ping_interval{30};
-  std::size_t max_connections = 200'000;
+  std::size_t max_connections = 200'000;        // 503 unavailable beyond, answered at accept
+  std::size_t max_connections_per_ip = 1024;     // 429 too_many_connections beyond; 0 = no cap
 };
 
 class Server {

@@ -5,6 +5,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
+
 #include "common/time_format.h"
 #include "token/base64.h"
 
@@ -152,6 +154,26 @@ TEST_F(MeDocumentTest, BadBase64AndForeignCurvesAreSkipped) {
   EXPECT_EQ(doc->keys[0].key_id, "good");
   EXPECT_EQ(doc->skipped.size(), 4u);
   EXPECT_EQ(doc->find("p256"), nullptr);
+}
+
+// The bad-input catalogue's off-curve class: a P-384 SPKI whose point is not on the curve (an
+// invalid-curve attack would feed such points to ECDSA) is skipped like any unusable key.
+TEST_F(MeDocumentTest, OffCurvePublicKeyIsSkipped) {
+  std::string off = spki_of(*k1_);
+  off.back() = static_cast<char>(off.back() ^ 0x01);  // flips a bit of y: the point leaves the curve
+  std::string infinity = spki_of(*k1_);
+  // The point encoding starts 23 bytes in (04 || x || y); all-zero coordinates are no point at all.
+  std::fill(infinity.begin() + 24, infinity.end(), '\0');
+  expect_error(me_body(kAlice, {key_entry("off", off)}), "P-384");
+  expect_error(me_body(kAlice, {key_entry("zero", infinity)}), "P-384");
+
+  auto doc = parse_me_document(me_body(kAlice, {key_entry("off", off), key_entry("good", spki_of(*k2_))}), kAlice, kNow);
+  ASSERT_TRUE(doc) << doc.error().message;
+  ASSERT_EQ(doc->keys.size(), 1u);
+  EXPECT_EQ(doc->keys[0].key_id, "good");
+  EXPECT_EQ(doc->find("off"), nullptr);
+  ASSERT_EQ(doc->skipped.size(), 1u);
+  EXPECT_EQ(doc->skipped[0].key_id, "off");
 }
 
 TEST_F(MeDocumentTest, SizeLimit) {
