@@ -14,7 +14,7 @@
 //   slope  = least-squares slope of RSS over the second half of the run; must be
 //            <= --max-slope-kib-min (default 256 KiB per minute);
 //   fds    = the last fd count may exceed the warm-up maximum by at most 16.
-// Exit 3 when the run is not valid: this client fell behind (replies missing after 10 s, or
+// Exit 3 (whatever the memory verdict, unless presd crashed) when the run is not valid: this client fell behind (replies missing after 10 s, or
 // presd closed a connection as a slow consumer, 1008). presd then holds up to 1 MiB of queued
 // frames per connection and RSS measures the client, not a leak; lower --users / --conns.
 import { parseArgs } from 'node:util';
@@ -180,7 +180,9 @@ async function main() {
   if (behind) console.log(`soak: INVALID: the load generator fell behind (${counts.lost.no_reply || 0} replies missing, ` +
     `${counts.closes[1008] || 0} slow-consumer closes); lower --users or --conns`);
   if (!failures.length && !behind) console.log('soak: PASS (memory and fds flat)');
-  process.exit(failures.length ? 1 : behind ? 3 : 0);
+  // A crash or a bad exit is always a failure; a memory verdict from a lagging client is not one.
+  const crashed = died || code !== 0;
+  process.exit(crashed ? 1 : behind ? 3 : failures.length ? 1 : 0);
 }
 
 main().catch(async (e) => {
