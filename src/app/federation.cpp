@@ -29,6 +29,8 @@ Federation::Federation(boost::asio::io_context& io, const FederationOptions& o, 
 
   RemoteKeysConfig kc;
   kc.refetch_min_interval_s = o.key_refetch_interval_s;
+  kc.negative_ttl_s = o.key_rejected_cache_s;
+  kc.unavailable_ttl_s = o.key_unavailable_cache_s;
   auto* https = https_.get();
   keys_ = std::make_unique<RemoteKeys>(kc, clock, [https](const std::string& id_tag, std::function<void(KeyFetchResult)> done) {
     const std::string host = me_document_host(id_tag);
@@ -48,7 +50,9 @@ Federation::Federation(boost::asio::io_context& io, const FederationOptions& o, 
                    });
   });
 
-  outbox_ = std::make_unique<Outbox>(OutboxConfig{}, clock, [https](const std::string& peer, const std::string& body,
+  OutboxConfig oc;
+  oc.breaker_open_s = o.breaker_open_s;
+  outbox_ = std::make_unique<Outbox>(oc, clock, [https](const std::string& peer, const std::string& body,
                                                                     std::function<void(bool, std::string)> done) {
     https->request("POST", me_document_host(peer), "/api/inbox", body, "application/json",
                    [done = std::move(done)](std::variant<transport::HttpsResponse, transport::HttpsError> r) {

@@ -27,7 +27,10 @@ struct FederationOptions {
   bool allow_loopback = false;       // SSRF guard: off in production
   bool allow_private = false;
   std::int64_t key_refetch_interval_s = 60;
+  std::int64_t key_rejected_cache_s = 300;     // how long a bad /api/me answer is remembered
+  std::int64_t key_unavailable_cache_s = 30;   // how long an unreachable key server is remembered
   std::int64_t fetch_timeout_ms = 5000;
+  std::int64_t breaker_open_s = 30;            // a failing peer gets no PRES for this long
 };
 
 class Federation final : public RemoteKeySource, public PresForwarder {

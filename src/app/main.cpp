@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -13,6 +14,9 @@
 extern char** environ;
 
 int main(int argc, char** argv) {
+  // A file size limit (RLIMIT_FSIZE, e.g. systemd LimitFSIZE=) would otherwise kill the process
+  // on the write that crosses it; ignored, the write fails and SQLite reports it (`unavailable`).
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"presd: a server for signed, ephemeral presence (Cloudillo PRES tokens)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "presd 0.1.0");

@@ -202,7 +202,13 @@ void add_serve_command(CLI::App& root) {
   cmd->add_flag("--allow-private-peers", f.allow_private, "Let key fetches connect to private networks (10/8, 192.168/16, fc00::/7...)");
   cmd->add_option("--key-refetch-interval-s", f.key_refetch_interval_s,
                   "Minimum seconds between two refetches of an issuer's keys (unknown kid, failed verify)")->capture_default_str()->check(CLI::Range(0, 86400));
-  cmd->add_option("--peer-timeout-ms", f.fetch_timeout_ms, "Timeout of one key fetch")->capture_default_str()->check(CLI::Range(100, 60000));
+  cmd->add_option("--key-rejected-cache-s", f.key_rejected_cache_s,
+                  "Seconds an issuer whose /api/me answer was unusable (HTTP 4xx, not a key document) is refused without refetching")->capture_default_str()->check(CLI::Range(0, 86400));
+  cmd->add_option("--key-unavailable-cache-s", f.key_unavailable_cache_s,
+                  "Seconds an issuer whose key server could not be reached (timeout, reset, TLS, 5xx) is refused without refetching")->capture_default_str()->check(CLI::Range(0, 86400));
+  cmd->add_option("--peer-timeout-ms", f.fetch_timeout_ms, "Timeout of one key fetch or inbox POST")->capture_default_str()->check(CLI::Range(100, 60000));
+  cmd->add_option("--peer-breaker-open-s", f.breaker_open_s,
+                  "Seconds no PRES is sent to a peer after 5 failed POSTs in a row (then one probe)")->capture_default_str()->check(CLI::Range(1, 3600));
   cmd->add_option("--bad-signature-strikes", o->inbox_ban.strikes,
                   "Bad inbox signatures from one IP within an hour that ban it for an hour (0: never ban)")->capture_default_str();
   cmd->add_option("--max-body-bytes", o->server.max_body_bytes, "HTTP body limit")->capture_default_str();

@@ -78,16 +78,25 @@ void Outbox::on_done(const std::string& peer, bool ok, const std::string& detail
   if (ok) {
     ++stats_.sent;
     p.consecutive_failures = 0;
+    if (p.tripped) {
+      p.tripped = false;
+      spdlog::warn("federation: {} answers again; sending to it resumed", peer);
+    }
   } else {
     ++stats_.failed;
     spdlog::info("federation: PRES to {} failed: {}", peer, detail);
-    if (++p.consecutive_failures >= config_.breaker_failures) {
-      p.open_until_ms = clock_.now_ms() + config_.breaker_open_s * 1000;
+    const std::int64_t now = clock_.now_ms();
+    // POSTs started before the breaker opened may still fail while it is open: no new trip.
+    const bool open = p.open_until_ms > now;
+    // Half-open (the open time is over, nothing succeeded since): one failure is enough.
+    const bool trip = !open && (p.tripped || ++p.consecutive_failures >= config_.breaker_failures);
+    if (trip) {
+      p.open_until_ms = now + config_.breaker_open_s * 1000;
       p.consecutive_failures = 0;
+      p.tripped = true;
       stats_.dropped_breaker += p.queue.size();
       p.queue.clear();
-      spdlog::warn("federation: {} failed {} times in a row; not sending to it for {} s", peer,
-                   config_.breaker_failures, config_.breaker_open_s);
+      spdlog::warn("federation: {} is failing ({}); not sending to it for {} s", peer, detail, config_.breaker_open_s);
       return;
     }
   }

@@ -2,8 +2,10 @@
 // dropped once stale. One bounded queue per peer so a slow or dead peer delays nobody else:
 // at most `max_in_flight` POSTs per peer at a time, and a circuit breaker that stops sending to a
 // peer after `breaker_failures` consecutive failures for `breaker_open_s` (its PRES are dropped,
-// and counted, instead of queueing behind timeouts). Single-threaded like the hub; the HTTP POST
-// is a callback so this stays plain C++.
+// and counted, instead of queueing behind timeouts). Once that time is over the breaker is
+// half-open: the next POST probes the peer, a failure opens it again at once, a success closes
+// it (both logged). Single-threaded like the hub; the HTTP POST is a callback so this stays
+// plain C++.
 #pragma once
 
 #include <cstddef>
@@ -60,6 +62,7 @@ class Outbox {
     std::size_t in_flight = 0;
     std::size_t consecutive_failures = 0;
     std::int64_t open_until_ms = 0;
+    bool tripped = false;  // the breaker opened and no POST has succeeded since
   };
   void pump(const std::string& peer);
   void on_done(const std::string& peer, bool ok, const std::string& detail);

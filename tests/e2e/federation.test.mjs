@@ -6,58 +6,16 @@
 // npm jose (another implementation).
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import path from 'node:path';
 import * as jose from 'jose';
 import { e2e, startPresd, stopAll, makeContext, makeDataDir, presdCli, sleep } from './harness.mjs';
+import { makeTestCa, tlsFront as front, keyServer } from './tls_net.mjs';
 
 let tls;               // { dir, ca, key, cert }
 let A, B, C;           // presd instances: A hosts alice.test, B bob.test (owner of ctx), C carol.test
 let proxyA, proxyAforC, proxyB, proxyC, josieSrv;  // TLS fronts of A, B, C; josie.test's key server
 let ctx, bob, carol;
-const josie = {};      // jose key pair and kid
-
-function makeTestCa() {
-  const dir = makeDataDir();
-  const run = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key',
-    '-out', 'ca.pem', '-days', '2', '-subj', '/CN=presd test CA']);
-  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr',
-    '-subj', '/CN=cl-o.test']);
-  fs.writeFileSync(path.join(dir, 'ext.cnf'),
-    'basicConstraints=CA:FALSE\nsubjectAltName=DNS:cl-o.alice.test,DNS:cl-o.bob.test,DNS:cl-o.josie.test,DNS:cl-o.carol.test,DNS:cl-o.dave.test\n');
-  run(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem',
-    '-days', '2', '-extfile', 'ext.cnf']);
-  return { dir, ca: path.join(dir, 'ca.pem'), key: fs.readFileSync(path.join(dir, 'srv.key')), cert: fs.readFileSync(path.join(dir, 'srv.pem')) };
-}
-
-function listen(server) {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
-}
-
-// TLS in front of a presd HTTP port, passing Host through (it selects the tenant of /api/me).
-// The target port can be set after the proxy listens (instances point at each other).
-async function tlsFront(targetPort = 0) {
-  const stats = { requests: 0, inbox: 0, me: 0 };
-  const front = { stats, targetPort };
-  const server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-    stats.requests++;
-    if (req.url === '/api/inbox') stats.inbox++;
-    if (req.url === '/api/me') stats.me++;
-    const up = http.request({ host: '127.0.0.1', port: front.targetPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => { res.writeHead(502); res.end(); });
-    req.pipe(up);
-  });
-  front.server = server;
-  front.port = await listen(server);
-  return front;
-}
+const tlsFront = (targetPort) => front(tls, targetPort);
 
 function startB(extra = []) {
   return startPresd({
@@ -83,25 +41,8 @@ before(async () => {
   proxyA.targetPort = A.port;
   proxyAforC = await tlsFront(A.port);
 
-  const { publicKey, privateKey } = await jose.generateKeyPair('ES384', { extractable: true });
-  const spkiPem = await jose.exportSPKI(publicKey);
-  const spkiB64 = spkiPem.replace(/-----[^-]+-----|\s/g, '');
-  Object.assign(josie, { privateKey, kid: '261126', requests: 0 });
-  const me = JSON.stringify({ data: { idTag: 'josie.test', name: 'Josie', type: 'person',
-    keys: [{ keyId: josie.kid, publicKey: spkiB64, expiresAt: '2099-01-01T00:00:00Z' }] }, time: new Date().toISOString() });
-  josieSrv = { stats: { requests: 0 } };
-  josieSrv.server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-    if (req.url === '/api/me') josieSrv.stats.requests++;  // (B also relays PRES to josie's inbox: not counted)
-    if (req.url === '/api/me' && req.headers.host === 'cl-o.josie.test') {
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(me);
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  josieSrv.port = await listen(josieSrv.server);
-
+  // josie.test's keys come from npm jose (B also relays PRES to josie's inbox: 404, not counted).
+  josieSrv = await keyServer(tls, 'josie.test');
   B = await startB(['--allow-loopback-peers']);
   proxyB.targetPort = B.port;
   ctx = makeContext(B, 'bob.test', { 'alice.test': 'member', 'josie.test': 'member', 'carol.test': 'member' });
@@ -126,12 +67,12 @@ before(async () => {
 
 after(async () => {
   bob?.terminate?.();
-  proxyA?.server.close();
-  proxyB?.server.close();
-  proxyC?.server.close();
-  proxyAforC?.server.close();
+  proxyA?.close();
+  proxyB?.close();
+  proxyC?.close();
+  proxyAforC?.close();
   carol?.terminate?.();
-  josieSrv?.server.close();
+  josieSrv?.close();
   await stopAll();
 });
 
@@ -167,24 +108,20 @@ e2e('a token forged in alice\'s name is refused after at most one refetch', asyn
 });
 
 e2e('a jose-signed token with a key served by another implementation is accepted', async () => {
-  const jwt = await new jose.SignJWT({ iss: 'josie.test', k: josie.kid, t: 'PRES:TYPING', sub: ctx, iat: Math.floor(Date.now() / 1000) })
-    .setProtectedHeader({ typ: 'JWT', alg: 'ES384' })
-    .sign(josie.privateKey);
+  const jwt = await josieSrv.sign({ t: 'PRES:TYPING', sub: ctx });
   const r = await inbox(B, jwt);
   assert.equal(r.status, 201, r.text);
   await bob.next((f) => f.cmd === 'ACTION' && f.data.issuer.idTag === 'josie.test');
-  assert.equal(josieSrv.stats.requests, 1);
+  assert.equal(josieSrv.stats.me, 1);
 });
 
 e2e('an outsider is refused before any key is fetched', async () => {
-  const jwt = await new jose.SignJWT({ iss: 'dave.test', k: 'x', t: 'PRES:TYPING', sub: ctx, iat: Math.floor(Date.now() / 1000) })
-    .setProtectedHeader({ typ: 'JWT', alg: 'ES384' })
-    .sign(josie.privateKey);
-  const before = josieSrv.stats.requests + proxyA.stats.me;
+  const jwt = await josieSrv.sign({ iss: 'dave.test', k: 'x', t: 'PRES:TYPING', sub: ctx });
+  const before = josieSrv.stats.me + proxyA.stats.me;
   const r = await inbox(B, jwt);
   assert.equal(r.status, 403, r.text);
   assert.equal(r.json.error.code, 'access_denied');
-  assert.equal(josieSrv.stats.requests + proxyA.stats.me, before);
+  assert.equal(josieSrv.stats.me + proxyA.stats.me, before);
 });
 
 e2e('key rotation at A: tokens with the new key id verify at B (refetch on unknown kid)', async () => {

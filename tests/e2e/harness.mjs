@@ -88,9 +88,10 @@ async function waitForFile(file, proc, timeoutMs) {
 /**
  * Starts `presd serve` on 127.0.0.1:0.
  * opts.tenants: id_tags to host; opts.args: extra serve options; opts.dataDir: reuse a data dir
- * (restart); opts.name: label for the logs.
+ * (restart); opts.name: label for the logs; opts.wrap: a command that execs presd (e.g.
+ * ['setpriv', '--reuid=nobody', ...]: the pid stays presd's).
  */
-export async function startPresd({ tenants = [], args = [], dataDir, name = 'presd', env = {}, logLevel = 'debug' } = {}) {
+export async function startPresd({ tenants = [], args = [], dataDir, name = 'presd', env = {}, logLevel = 'debug', wrap = [] } = {}) {
   const dir = dataDir || makeDataDir();
   const portFile = path.join(dir, 'port');
   try { fs.unlinkSync(portFile); } catch {}
@@ -98,7 +99,8 @@ export async function startPresd({ tenants = [], args = [], dataDir, name = 'pre
   for (const t of tenants) argv.push('--tenant', t);
   argv.push(...args);
 
-  const proc = spawn(PRESD_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const [cmd, ...pre] = [...wrap, PRESD_BIN];
+  const proc = spawn(cmd, [...pre, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const out = [];
   const onData = (buf) => out.push(buf.toString('utf8'));
   proc.stdout.on('data', onData);

@@ -89,6 +89,60 @@ TEST_F(OutboxTest, BreakerOpensAfterConsecutiveFailuresAndClosesLater) {
   EXPECT_EQ(posts_.size(), 4u);
 }
 
+// Once the open time is over the next POST is a probe: one more failure opens the breaker
+// again at once (a dead peer costs one timeout per open period, not breaker_failures).
+TEST_F(OutboxTest, AFailedProbeAfterTheOpenTimeReopensAtOnce) {
+  OutboxConfig cfg;
+  cfg.breaker_failures = 3;
+  cfg.breaker_open_s = 10;
+  make(cfg);
+  for (int i = 0; i < 3; ++i) {
+    outbox_->send("dead.test", "t", later(60'000));
+    posts_.back().done(false, "connect");
+  }
+  clock_.advance_ms(10'001);
+  ASSERT_TRUE(outbox_->send("dead.test", "probe", later(60'000)));
+  posts_.back().done(false, "connect");
+  EXPECT_TRUE(outbox_->breaker_open("dead.test"));
+  EXPECT_FALSE(outbox_->send("dead.test", "t", later(60'000)));
+}
+
+// A successful probe closes the breaker: the failure count starts from zero again.
+TEST_F(OutboxTest, ASuccessfulProbeClosesTheBreaker) {
+  OutboxConfig cfg;
+  cfg.breaker_failures = 2;
+  cfg.breaker_open_s = 10;
+  make(cfg);
+  for (int i = 0; i < 2; ++i) {
+    outbox_->send("p.test", "t", later(60'000));
+    posts_.back().done(false, "timeout");
+  }
+  clock_.advance_ms(10'001);
+  outbox_->send("p.test", "probe", later(60'000));
+  posts_.back().done(true, "");
+  outbox_->send("p.test", "t", later(60'000));
+  posts_.back().done(false, "timeout");
+  EXPECT_FALSE(outbox_->breaker_open("p.test"));  // one failure after a success is not enough
+  EXPECT_EQ(outbox_->stats().sent, 1u);
+}
+
+// POSTs already in flight when the breaker opens do not extend the open time when they fail.
+TEST_F(OutboxTest, LateFailuresWhileOpenDoNotExtendIt) {
+  OutboxConfig cfg;
+  cfg.breaker_failures = 2;
+  cfg.breaker_open_s = 10;
+  cfg.max_in_flight_per_peer = 4;
+  make(cfg);
+  for (int i = 0; i < 3; ++i) outbox_->send("p.test", "t", later(60'000));
+  ASSERT_EQ(posts_.size(), 3u);
+  posts_[0].done(false, "timeout");
+  posts_[1].done(false, "timeout");  // opens, until now + 10 s
+  clock_.advance_ms(9'000);
+  posts_[2].done(false, "timeout");  // late: must not reopen until now + 10 s
+  clock_.advance_ms(1'001);
+  EXPECT_FALSE(outbox_->breaker_open("p.test"));
+}
+
 TEST_F(OutboxTest, ASuccessResetsTheFailureCount) {
   OutboxConfig cfg;
   cfg.breaker_failures = 2;
