@@ -111,7 +111,7 @@ int run_fanout(const Options& o) {
   std::vector<char> is_subscribed(o.subs, 0);
 
   auto pump = [&] {
-    if (senders.opened == 0 || subscribed < o.subs) return;
+    if (senders.opened == 0 || senders.done() < o.conns || subscribed < o.subs) return;
     while ((sent - rejected) * o.subs < received + o.window * o.subs) {
       if (!nats && sent >= tokens.size()) return;
       Conn& c = *senders.conns[sent % senders.conns.size()];
