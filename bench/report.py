@@ -27,6 +27,11 @@ def f(r, key, default=0.0):
         return default
 
 
+def missing(r):
+    n = int(f(r, "missing"))
+    return f", {n} deliveries missing" if n else ""
+
+
 def verdict(ok):
     return "met" if ok else "**not met**"
 
@@ -80,7 +85,7 @@ def main():
     for r in pick(rows, scenario="latency"):
         budget = 2.0 + (1000.0 / verify if verify else 0)
         out.append(f"| latency {r['label']}, {f(r,'rate'):.0f} PRES/s to {r['subs']} subs | p50 {f(r,'p50_ms'):.2f} ms, "
-                   f"p99 {f(r,'p99_ms'):.2f} ms, max {f(r,'max_ms'):.2f} ms | server {f(r,'server_cores'):.2f} cores | "
+                   f"p99 {f(r,'p99_ms'):.2f} ms, max {f(r,'max_ms'):.2f} ms{missing(r)} | server {f(r,'server_cores'):.2f} cores | "
                    f"p99 < 2 ms + one verify = {budget:.1f} ms | {verdict(f(r,'p99_ms') < budget)} |")
     for r in pick(rows, scenario="snapshot"):
         out.append(f"| subscribe snapshot of {r['entries']} states ({r['ack_bytes']} B ack) | p50 {f(r,'p50_ms'):.2f} ms, "

@@ -343,11 +343,14 @@ int run_latency(const Options& o) {
       },
       total + 5);
   const double secs = seconds_between(t0, Clock::now());
-  h.run_for(0.5);  // the last frames in flight
   const ProcSample p1 = sample_process(o.server_pid);
+  // The frames still in flight: a late delivery must count in the percentiles, not be dropped.
+  const std::size_t expected = (sent - measure_from) * subscribed;
+  h.run_until([&] { return lat_ms.size() >= expected; }, 10);
   const std::size_t samples = lat_ms.size();
   Result r("latency", o);
   r.add("subs", o.subs).add("rate", o.rate).add("pres_sent", sent - measure_from).add("deliveries", samples)
+      .add("missing", expected > samples ? expected - samples : 0)
       .add("p50_ms", percentile(lat_ms, 0.50)).add("p90_ms", percentile(lat_ms, 0.90))
       .add("p99_ms", percentile(lat_ms, 0.99)).add("max_ms", percentile(lat_ms, 1.0))
       .add("server_cores", (p1.cpu_s - p0.cpu_s) / secs).add("rejected", rejected);
