@@ -193,6 +193,8 @@ void add_serve_command(CLI::App& root) {
   cmd->add_option("--conn-burst", r.connection_burst, "PRES burst per connection")->capture_default_str();
   cmd->add_option("--ip-rate", r.ip_rate_per_s, "HTTP PRES requests per second per source IP")->capture_default_str();
   cmd->add_option("--ip-burst", r.ip_burst, "HTTP PRES burst per source IP")->capture_default_str();
+  cmd->add_option("--ws-frame-rate", o->hub.command_rate_per_s, "/ws/bus frames (any command) per second per connection")->capture_default_str();
+  cmd->add_option("--ws-frame-burst", o->hub.command_burst, "/ws/bus frame burst per connection")->capture_default_str();
   cmd->add_option("--same-state-interval-ms", r.same_state_interval_ms,
                   "Minimum ms between two PRES with the same issuer, context and subtype")->capture_default_str();
   auto& f = o->federation;

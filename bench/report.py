@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Turns the RESULT lines of bench/compare into the markdown table of docs/performance.md:
+numbers, the issue-4 target, and met / not met. Usage: report.py results.txt"""
+import shlex
+import sys
+
+
+def parse(path):
+    meta, rows = [], []
+    for line in open(path):
+        line = line.strip()
+        if line.startswith("RESULT "):
+            rows.append(dict(kv.split("=", 1) for kv in shlex.split(line)[1:] if "=" in kv))
+        elif line:
+            meta.append(line)
+    return meta, rows
+
+
+def pick(rows, **want):
+    return [r for r in rows if all(r.get(k) == v for k, v in want.items())]
+
+
+def f(r, key, default=0.0):
+    try:
+        return float(r.get(key, default))
+    except ValueError:
+        return default
+
+
+def missing(r):
+    n = int(f(r, "missing"))
+    return f", {n} deliveries missing" if n else ""
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def main():
+    meta, rows = parse(sys.argv[1])
+    out = [*("    " + m for m in meta), ""]
+    out.append("| scenario | measured | per server CPU-second | target | verdict |")
+    out.append("| --- | --- | --- | --- | --- |")
+    ossl = (pick(rows, scenario="openssl") or [{}])[0]
+    verify, sign = f(ossl, "verify_per_s"), f(ossl, "sign_per_s")
+    out.append(f"| openssl speed ecdsap384 | verify {verify:.0f}/s, sign {sign:.0f}/s | | the ceiling | |")
+
+    for r in pick(rows, scenario="submit", label="ingest"):
+        per = f(r, "n_accepted") / max(f(r, "server_cpu_s"), 1e-9)
+        ratio = per / verify if verify else 0
+        out.append(f"| verified ingest ({r['mode']}) | {f(r,'accepted_per_s'):.0f} accepted/s | {per:.0f}/s = "
+                   f"{ratio:.0%} of verify | >= 90% of verify per core | {verdict(ratio >= 0.9)} |")
+    for r in pick(rows, scenario="submit", label="reject"):
+        rej = f(r, "answers_per_s") - f(r, "accepted_per_s")
+        per = f(r, "answers_per_server_cpu_s")
+        codes = ", ".join(f"{k[2:]} {v}" for k, v in r.items() if k.startswith("n_"))
+        out.append(f"| rejection ({r['mode']}): {codes} | {rej:.0f} rejected/s | {per:.0f}/s | >= 200k/s per core | "
+                   f"{verdict(per >= 200000)} |")
+
+    fan = {r["label"]: r for r in pick(rows, scenario="fanout") if r.get("label", "").startswith("fanout-")}
+    node_rate = f(fan.get("fanout-node", {}), "frames_per_server_cpu_s")
+    for name in ("presd", "node", "nats"):
+        r = fan.get(f"fanout-{name}")
+        if not r:
+            continue
+        per = f(r, "frames_per_server_cpu_s")
+        line = (f"| fan-out {r['subs']} subs, {f(r,'avg_frame_bytes'):.0f} B frames: {name} | "
+                f"{f(r,'frames_per_s'):.0f} frames/s | {per:.0f} frames/s ({f(r,'us_per_frame'):.2f} µs/frame)")
+        if name == "presd":
+            x = per / node_rate if node_rate else 0
+            line += f" = {x:.1f}x Node | >= 300k/s per core, >= 3x Node | {verdict(per >= 300000 and x >= 3)} |"
+        else:
+            line += " | peer | |"
+        out.append(line)
+
+    growth = pick(rows, scenario="fanout", label="growth")
+    if growth and verify:
+        # Net of the one ES384 verify each PRES costs, spread over its subscribers.
+        net = {r["subs"]: f(r, "us_per_frame") - 1e6 / verify / float(r["subs"]) for r in growth}
+        cells = ", ".join(f"{k}: {v:.1f}" for k, v in net.items())
+        flat = max(net.values()) <= 1.5 * min(net.values())
+        out.append(f"| cost growth: server µs per delivery net of the verify (subs: µs) | {cells} | | flat from 10 to "
+                   f"10k (within 1.5x) | {verdict(flat)} |")
+
+    for r in pick(rows, scenario="latency"):
+        budget = 2.0 + (1000.0 / verify if verify else 0)
+        out.append(f"| latency {r['label']}, {f(r,'rate'):.0f} PRES/s to {r['subs']} subs | p50 {f(r,'p50_ms'):.2f} ms, "
+                   f"p99 {f(r,'p99_ms'):.2f} ms, max {f(r,'max_ms'):.2f} ms{missing(r)} | server {f(r,'server_cores'):.2f} cores | "
+                   f"p99 < 2 ms + one verify = {budget:.1f} ms | {verdict(f(r,'p99_ms') < budget)} |")
+    for r in pick(rows, scenario="snapshot"):
+        out.append(f"| subscribe snapshot of {r['entries']} states ({r['ack_bytes']} B ack) | p50 {f(r,'p50_ms'):.2f} ms, "
+                   f"p99 {f(r,'p99_ms'):.2f} ms | {f(r,'server_ms_per_subscribe'):.2f} ms CPU | < 1 ms | "
+                   f"{verdict(f(r,'p99_ms') < 1.0)} |")
+    for r in pick(rows, scenario="idle"):
+        name = r["label"].split("-", 1)[1]
+        mem, keep = f(r, "bytes_per_conn"), f(r, "cores_per_100k")
+        ok = mem <= 8192 and keep <= 0.05 and int(r["conns"]) >= 100000
+        out.append(f"| idle {r['conns']} conns ({r['failed']} failed, {r['closed_during_hold']} closed): {name} | "
+                   f"{mem:.0f} B/conn | {keep:.3f} cores per 100k over {f(r,'hold_secs'):.0f} s | "
+                   f"100k, <= 8 KiB, <= 0.05 core | {verdict(ok) if name == 'presd' else 'peer'} |")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
