@@ -1,11 +1,11 @@
-// A throw-away PostgreSQL server for the store tests: initdb into a temp dir, `pg_ctl start` on
-// 127.0.0.1 at a free port (unix socket in the temp dir), stopped and removed by a gtest
-// Environment at the end. Started on first use, so SQLite-only runs never pay for it. initdb
-// refuses to run as root: as root, the server runs as `nobody` and owns the temp dir.
+// A throw-away PostgreSQL server for the store tests and benchmarks: initdb into a temp dir,
+// `pg_ctl start` on 127.0.0.1 at a free port (unix socket in the temp dir), stopped and removed
+// at the end (postgres_environment.h for gtest). Started on first use, so SQLite-only runs never
+// pay for it. initdb refuses to run as root: as root, the server runs as `nobody` and owns the
+// temp dir.
 #pragma once
 
 #include <arpa/inet.h>
-#include <gtest/gtest.h>
 #include <grp.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -214,18 +216,10 @@ class PostgresServer {
   bool started_once_ = false;
 };
 
-// The process-wide server; stopped and removed when the test program ends.
+// The process-wide server; stopped and removed when the program ends.
 inline PostgresServer& postgres_server() {
   static PostgresServer server;
   return server;
 }
-
-class PostgresEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { postgres_server().destroy(); }
-};
-
-inline ::testing::Environment* const kPostgresEnvironment =
-    ::testing::AddGlobalTestEnvironment(new PostgresEnvironment);
 
 }  // namespace presd::testing

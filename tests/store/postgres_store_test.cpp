@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "store/postgres_connection.h"
-#include "store/postgres_server.h"
+#include "store/postgres_environment.h"
 #include "store/store_test_util.h"
 
 namespace presd {

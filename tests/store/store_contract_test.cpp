@@ -9,7 +9,7 @@
 
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
-#include "store/postgres_server.h"
+#include "store/postgres_environment.h"
 #include "store/store_test_util.h"
 
 namespace presd {
