@@ -68,9 +68,15 @@ e2e('CLI edits on the database reach a running server within ~1 s, and PRES is d
 
 e2e('two nodes on one database: an admin API edit on one is seen by the other', async (t) => {
   const url = await pg.createDatabase();
-  const A = await startPresd({ name: 'node-a', tenants: ['alice.test', 'bob.test'], args: ['--store', url] });
-  const B = await startPresd({ name: 'node-b', args: ['--store', url] });
-  assert.equal(await hosts(B, 'alice.test'), true, 'node B serves the tenants node A created');
+  // Started together on an empty database with the same tenants: one migrates, one creates
+  // each first key, the other takes it.
+  const [A, B] = await Promise.all([
+    startPresd({ name: 'node-a', tenants: ['alice.test', 'bob.test'], args: ['--store', url] }),
+    startPresd({ name: 'node-b', tenants: ['alice.test', 'bob.test'], args: ['--store', url] }),
+  ]);
+  assert.equal(await pg.sql("SELECT count(*) FROM presd_keys WHERE id_tag = 'alice.test'", url.split('/').pop()), '1');
+  const keyOf = async (S) => (await S.http('GET', '/api/me', { host: 'cl-o.alice.test' })).json.data.keys;
+  assert.deepEqual(await keyOf(A), await keyOf(B), 'both nodes publish the same key');
 
   const created = await A.http('POST', '/api/admin/contexts', { token: A.adminToken(), body: { owner: 'bob.test' } });
   assert.equal(created.status, 201, created.text);
