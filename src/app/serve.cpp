@@ -71,9 +71,9 @@ int run(ServeOptions& o) {
   parse_listen(o.listen, o.server);
 
   DataDir dir{o.data_dir};
-  dir.ensure();
   auto where = parse_store_url(o.store_url, dir.db_path());
-  if (!where) throw std::runtime_error(where.error().message);
+  if (!where) throw std::runtime_error(where.error().message);  // before creating anything
+  dir.ensure();
   const std::string store_name = where->backend == StoreBackend::postgres ? redact_store_url(where->target) : where->target;
   std::unique_ptr<Store> store_ptr = open_store(*where);
   Store& store = *store_ptr;

@@ -6,7 +6,7 @@ import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { e2e, startPresd, stopAll, presdCli, presdCliAsync, isAction, sleep } from './harness.mjs';
+import { e2e, startPresd, stopAll, makeDataDir, presdCli, presdCliAsync, isAction, sleep } from './harness.mjs';
 import { startPostgres } from './postgres.mjs';
 
 let pg;
@@ -134,6 +134,8 @@ e2e('database down: store work is `unavailable`, the server stays up and recover
 e2e('--store refuses what it does not understand, with the password redacted', async () => {
   await assert.rejects(presdCliAsync(['context', 'list', '--store', 'mysql://u:Sekrit1@h/db']), (e) =>
     e.status === 1 && /bad_request/.test(e.stderr) && /mysql:\/\/u:\*\*\*@h\/db/.test(e.stderr) && !/Sekrit1/.test(e.stderr));
-  await assert.rejects(presdCliAsync(['serve', '--listen', '127.0.0.1:0', '--store', 'mysql://u:Sekrit1@h/db']), (e) =>
-    e.status !== 0 && /not a store URL/.test(e.stderr) && !/Sekrit1/.test(e.stderr));
+  const dir = path.join(makeDataDir(), 'never-created');
+  await assert.rejects(presdCliAsync(['serve', '--data-dir', dir, '--listen', '127.0.0.1:0', '--store', 'mysql://u:Sekrit1@h/db']),
+    (e) => e.status !== 0 && /not a store URL/.test(e.stderr) && !/Sekrit1/.test(e.stderr));
+  assert.equal(fs.existsSync(dir), false, 'a refused --store creates no data dir');
 });
