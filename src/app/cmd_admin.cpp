@@ -1,7 +1,8 @@
-// `presd tenant|keys|context ...`: administration straight on the data dir's SQLite store.
-// Safe while `presd serve` runs (WAL mode, busy timeout): access checks read the store, and the
-// server notices other processes' commits within a second (PRAGMA data_version), reloading keys
-// and ending the live subscriptions of revoked members.
+// `presd tenant|keys|context ...`: administration straight on the store: the data dir's SQLite
+// file, or the database `--store` (PRESD_STORE) names. Safe while `presd serve` runs (SQLite: WAL
+// mode, busy timeout): access checks read the store, and every server on it notices other
+// processes' commits within a second (the store's change counter), reloading keys and ending
+// the live subscriptions of revoked members.
 #include <CLI/CLI.hpp>
 
 #include <boost/json/serialize.hpp>
@@ -16,7 +17,7 @@
 #include "common/time_format.h"
 #include "keys/key_ring.h"
 #include "membership/context_id.h"
-#include "store/sqlite_store.h"
+#include "store/open_store.h"
 
 namespace presd::app {
 namespace json = boost::json;
@@ -24,6 +25,7 @@ namespace {
 
 struct AdminOptions {
   std::string data_dir = "./data";
+  std::string store_url;  // empty: <data-dir>/presd.db
   bool json = false;
 };
 
@@ -41,10 +43,16 @@ void must(const Status& s) {
   if (!s) fail(s.error());
 }
 
-std::unique_ptr<SqliteStore> open_store(const AdminOptions& o) {
+std::unique_ptr<Store> open_store(const AdminOptions& o) {
   DataDir dir{o.data_dir};
-  dir.ensure();
-  return std::make_unique<SqliteStore>(dir.db_path());
+  auto where = parse_store_url(o.store_url, dir.db_path());
+  if (!where) fail(where.error());
+  if (where->backend == StoreBackend::sqlite && o.store_url.empty()) dir.ensure();
+  try {
+    return presd::open_store(*where);
+  } catch (const std::runtime_error& e) {
+    fail(Error(ErrorCode::unavailable, e.what()));
+  }
 }
 
 void check_id_tag(const std::string& tag) {
@@ -64,6 +72,8 @@ void print(const AdminOptions& o, const json::value& v, const std::string& text)
 
 void add_common(CLI::App* cmd, AdminOptions& o) {
   cmd->add_option("--data-dir", o.data_dir, "Data directory")->capture_default_str();
+  cmd->add_option("--store", o.store_url, "postgres://... or sqlite:PATH (default: <data-dir>/presd.db)")
+      ->envname("PRESD_STORE");
   cmd->add_flag("--json", o.json, "Print JSON");
 }
 

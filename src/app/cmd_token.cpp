@@ -15,7 +15,7 @@
 #include "app/data_dir.h"
 #include "common/clock.h"
 #include "keys/key_ring.h"
-#include "store/sqlite_store.h"
+#include "store/open_store.h"
 #include "token/access_token.h"
 #include "token/base64.h"
 #include "token/pres_token.h"
@@ -36,8 +36,19 @@ std::string read_file(const std::string& path) {
   throw CLI::RuntimeError(std::string(to_string(e.code)) + ": " + e.message, 1);
 }
 
+// The hosted tenants' keys: the store `--store` names, else the data dir's SQLite file.
+std::unique_ptr<Store> open_key_store(const std::string& store_url, const std::string& data_dir) {
+  auto where = parse_store_url(store_url, DataDir{data_dir}.db_path());
+  if (!where) fail(where.error());
+  try {
+    return open_store(*where);
+  } catch (const std::runtime_error& e) {
+    fail(Error(ErrorCode::unavailable, e.what()));
+  }
+}
+
 struct SignOptions {
-  std::string key_file, data_dir, iss, kid, subtype = "TYPING", sub, aud, content;
+  std::string key_file, data_dir, store_url, iss, kid, subtype = "TYPING", sub, aud, content;
   std::int64_t iat = -1, exp = -1;
 };
 
@@ -59,11 +70,11 @@ void sign(const SignOptions& o) {
     c.k = o.kid;
     if (c.k.empty()) throw CLI::RuntimeError("--kid is required with --key", 1);
   } else {
-    SqliteStore store(DataDir{o.data_dir}.db_path());
-    KeyRing ring(store);
+    auto store = open_key_store(o.store_url, o.data_dir);
+    KeyRing ring(*store);
     if (Status s = ring.load(); !s) fail(s.error());
     const TenantKey* tk = o.kid.empty() ? ring.signing_key(c.iss) : ring.find(c.iss, o.kid);
-    if (!tk) fail(Error(ErrorCode::issuer_not_hosted, c.iss + " has no such key in " + o.data_dir));
+    if (!tk) fail(Error(ErrorCode::issuer_not_hosted, c.iss + " has no such key in " + (o.store_url.empty() ? o.data_dir : redact_store_url(o.store_url))));
     key = tk->private_key;
     c.k = tk->key_id;
   }
@@ -72,7 +83,7 @@ void sign(const SignOptions& o) {
 }
 
 struct VerifyOptions {
-  std::string token, public_key, public_key_file, data_dir;
+  std::string token, public_key, public_key_file, data_dir, store_url;
   std::int64_t now = -1;
   std::int64_t ttl = 30;
   bool ignore_time = false;
@@ -93,8 +104,8 @@ void verify(const VerifyOptions& o) {
     if (!k) fail(k.error());
     key = std::move(k).value();
   } else {
-    SqliteStore store(DataDir{o.data_dir}.db_path());
-    KeyRing ring(store);
+    auto store = open_key_store(o.store_url, o.data_dir);
+    KeyRing ring(*store);
     if (Status s = ring.load(); !s) fail(s.error());
     const TenantKey* tk = ring.find(t->claims.iss, t->claims.k);
     if (!tk) fail(Error(ErrorCode::token_unknown_key, "no key " + t->claims.k + " for " + t->claims.iss));
@@ -149,8 +160,11 @@ void add_token_commands(CLI::App& root) {
   auto* key_opt = sign_cmd->add_option("--key", so->key_file, "PEM private key file");
   sign_cmd->add_option("--kid", so->kid, "Key id (required with --key; with --data-dir picks an older key)");
   sign_cmd->add_option("--data-dir", so->data_dir, "Use the hosted tenant key from this data dir")->excludes(key_opt);
+  sign_cmd->add_option("--store", so->store_url, "Use the hosted tenant key from this store (postgres://..., sqlite:PATH)")
+      ->excludes(key_opt);
   sign_cmd->callback([so] {
-    if (so->key_file.empty() && so->data_dir.empty()) throw CLI::RuntimeError("give --key or --data-dir", 1);
+    if (so->key_file.empty() && so->data_dir.empty() && so->store_url.empty())
+      throw CLI::RuntimeError("give --key, --data-dir or --store", 1);
     sign(*so);
   });
 
@@ -160,12 +174,14 @@ void add_token_commands(CLI::App& root) {
   auto* pk = verify_cmd->add_option("--public-key", vo->public_key, "Standard base64 SPKI DER (as /api/me serves)");
   auto* pkf = verify_cmd->add_option("--public-key-file", vo->public_key_file, "PEM public key file")->excludes(pk);
   verify_cmd->add_option("--data-dir", vo->data_dir, "Look the key up among hosted tenants")->excludes(pk)->excludes(pkf);
+  verify_cmd->add_option("--store", vo->store_url, "Look the key up among the hosted tenants of this store")
+      ->excludes(pk)->excludes(pkf);
   verify_cmd->add_option("--now", vo->now, "Check freshness at this time (seconds; default now)");
   verify_cmd->add_option("--ttl", vo->ttl, "TTL seconds for freshness")->capture_default_str();
   verify_cmd->add_flag("--ignore-time", vo->ignore_time, "Skip the freshness check");
   verify_cmd->callback([vo] {
-    if (vo->public_key.empty() && vo->public_key_file.empty() && vo->data_dir.empty())
-      throw CLI::RuntimeError("give --public-key, --public-key-file or --data-dir", 1);
+    if (vo->public_key.empty() && vo->public_key_file.empty() && vo->data_dir.empty() && vo->store_url.empty())
+      throw CLI::RuntimeError("give --public-key, --public-key-file, --data-dir or --store", 1);
     verify(*vo);
   });
 

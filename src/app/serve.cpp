@@ -21,7 +21,7 @@
 #include "common/identifiers.h"
 #include "hub/hub.h"
 #include "keys/key_ring.h"
-#include "store/sqlite_store.h"
+#include "store/open_store.h"
 #include "transport/server.h"
 
 namespace presd::app {
@@ -31,6 +31,7 @@ namespace {
 
 struct ServeOptions {
   std::string data_dir = "./data";
+  std::string store_url;  // empty: <data-dir>/presd.db
   std::string listen = "127.0.0.1:8080";
   std::string port_file;
   std::string access_secret_file;  // default: <data-dir>/access.secret
@@ -70,8 +71,12 @@ int run(ServeOptions& o) {
   parse_listen(o.listen, o.server);
 
   DataDir dir{o.data_dir};
+  auto where = parse_store_url(o.store_url, dir.db_path());
+  if (!where) throw std::runtime_error(where.error().message);  // before creating anything
   dir.ensure();
-  SqliteStore store(dir.db_path());
+  const std::string store_name = where->backend == StoreBackend::postgres ? redact_store_url(where->target) : where->target;
+  std::unique_ptr<Store> store_ptr = open_store(*where);
+  Store& store = *store_ptr;
   KeyRing keys(store);
   SystemClock clock;
   for (const std::string& tag : o.tenants) {
@@ -107,16 +112,25 @@ int run(ServeOptions& o) {
     std::ofstream(o.port_file + ".tmp") << server.port() << '\n';
     std::rename((o.port_file + ".tmp").c_str(), o.port_file.c_str());
   }
-  spdlog::info("presd listening on {}:{} (data {}, {} tenants, {} crypto threads, ttl {}s)",
-               o.server.bind_address, server.port(), o.data_dir, keys.tenants().size(), threads,
+  spdlog::info("presd listening on {}:{} (data {}, store {}, {} tenants, {} crypto threads, ttl {}s)",
+               o.server.bind_address, server.port(), o.data_dir, store_name, keys.tenants().size(), threads,
                o.hub.freshness.ttl_s);
 
-  // The admin CLI writes to the same SQLite file; PRAGMA data_version tells us when it did, so
-  // CLI revocations end live subscriptions and new tenants are served without a restart.
+  // The admin CLI (and, on PostgreSQL, other nodes) write to the same store; its change counter
+  // tells us when, so their revocations end live subscriptions and new tenants are served
+  // without a restart. A store that is down is retried on the next tick.
   std::int64_t seen_version = store.external_change_counter().ok() ? *store.external_change_counter() : 0;
+  bool store_down = false;  // log an outage once, not every second
   auto pick_up_external_changes = [&] {
     auto version = store.external_change_counter();
-    if (!version || *version == seen_version) return;
+    if (!version) {
+      if (!store_down) spdlog::warn("store: {} (retrying every second)", version.error().message);
+      store_down = true;
+      return;
+    }
+    if (store_down) spdlog::info("store {} is reachable again", store_name);
+    store_down = false;
+    if (*version == seen_version) return;
     seen_version = *version;
     if (Status s = keys.load(); !s) spdlog::warn("reloading keys after an external change: {}", s.error().message);
     const std::size_t ended = hub.revalidate_subscriptions();
@@ -171,6 +185,8 @@ void add_serve_command(CLI::App& root) {
   auto o = std::make_shared<ServeOptions>();
   CLI::App* cmd = root.add_subcommand("serve", "Run the presd server (HTTP + /ws/bus) until SIGTERM");
   cmd->add_option("--data-dir", o->data_dir, "Data directory (SQLite store, secrets)")->capture_default_str();
+  cmd->add_option("--store", o->store_url,
+                  "postgres://USER:PASS@HOST:PORT/DB for PostgreSQL, or sqlite:PATH (default: <data-dir>/presd.db)");
   cmd->add_option("--listen", o->listen, "Address and port to listen on (port 0 picks one)")->capture_default_str();
   cmd->add_option("--port-file", o->port_file, "Write the bound port to this file once listening");
   cmd->add_option("--access-secret-file", o->access_secret_file,

@@ -43,7 +43,9 @@ Status KeyRing::ensure_tenant(std::string_view id_tag, std::int64_t now_s) {
   if (!existing) return existing.error();
   if (existing->empty()) {
     auto id = rotate(id_tag, now_s);
-    if (!id) return id.error();
+    // conflict: another node sharing the store created the first key at the same moment (nodes
+    // started together with the same --tenant); its key serves as well as ours would.
+    if (!id && id.code() != ErrorCode::conflict) return id.error();
   }
   return load();
 }

@@ -11,7 +11,7 @@ namespace SQLite { class Database; }
 
 namespace presd {
 
-class SqliteStore final : public MembershipStore, public KeyStore {
+class SqliteStore final : public Store {
  public:
   // Opens (creating if needed) and migrates. Throws std::runtime_error at start-up on failure:
   // this is an edge, not a hot path. ":memory:" gives a private in-memory database.

@@ -31,8 +31,11 @@ class MembershipStore {
   // Active and deleted members, ordered by id_tag.
   virtual Result<std::vector<Member>> list_members(std::string_view context_id) = 0;
 
-  // Changes when another process (or connection) commits to the store, so a running server
-  // notices `presd context ...` CLI edits. Writes through this object do not change it.
+  // "Did anything change since last time?": a value that changes whenever another process,
+  // connection or node commits to the store, so a running server notices `presd context ...`
+  // CLI edits and other nodes' writes (it polls this every second). Writes through this object
+  // do not change it. Only equality between two readings is meaningful. SQLite: PRAGMA
+  // data_version; PostgreSQL: a version row bumped by every write transaction.
   virtual Result<std::int64_t> external_change_counter() = 0;
 };
 
@@ -48,5 +51,8 @@ class KeyStore {
   // Newest first (by created_at_s, then insertion order: "-10" is newer than "-9").
   virtual Result<std::vector<StoredKey>> list_keys(std::string_view id_tag) = 0;
 };
+
+// Both halves in one backend object: what `presd serve` and the admin CLI open (store/open_store.h).
+class Store : public MembershipStore, public KeyStore {};
 
 }  // namespace presd

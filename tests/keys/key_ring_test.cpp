@@ -5,6 +5,7 @@
 
 #include "store/sqlite_store.h"
 #include "token/base64.h"
+#include "token/es384.h"
 #include "token/pres_token.h"
 
 namespace presd {
@@ -29,6 +30,47 @@ TEST(KeyRing, EnsureTenantCreatesOneKeyIdempotently) {
   EXPECT_EQ(ring.signing_key("alice.example.net")->key_id, "241124");
   EXPECT_EQ(ring.signing_key("bob.example.net"), nullptr);
   EXPECT_EQ(ring.ensure_tenant("Not Canonical", kDay).code(), ErrorCode::bad_request);
+}
+
+// Another node sharing the store inserts the tenant's first key between our look and our
+// insert (nodes started together with the same --tenant).
+class RacingKeyStore final : public KeyStore {
+ public:
+  explicit RacingKeyStore(KeyStore& inner) : inner_(inner) {}
+  Status add_tenant(std::string_view id_tag) override { return inner_.add_tenant(id_tag); }
+  Result<bool> has_tenant(std::string_view id_tag) override { return inner_.has_tenant(id_tag); }
+  Result<std::vector<std::string>> list_tenants() override { return inner_.list_tenants(); }
+  Result<std::vector<StoredKey>> list_keys(std::string_view id_tag) override { return inner_.list_keys(id_tag); }
+  Status add_key(const StoredKey& key) override {
+    if (!raced_) {
+      raced_ = true;
+      StoredKey theirs = key;
+      const Es384PrivateKey k = Es384PrivateKey::generate();
+      theirs.private_pem = k.to_pem();
+      theirs.public_der = k.public_key().spki_der();
+      if (Status s = inner_.add_key(theirs); !s) return s;
+      winner_pem_ = theirs.private_pem;
+    }
+    return inner_.add_key(key);
+  }
+  std::string winner_pem_;
+
+ private:
+  KeyStore& inner_;
+  bool raced_ = false;
+};
+
+TEST(KeyRing, EnsureTenantLosingTheFirstKeyRaceUsesTheWinnersKey) {
+  SqliteStore store(":memory:");
+  RacingKeyStore racing(store);
+  KeyRing ring(racing);
+  Status s = ring.ensure_tenant("alice.example.net", kDay);
+  ASSERT_TRUE(s) << s.error().message;
+  ASSERT_EQ(ring.keys("alice.example.net")->size(), 1u);
+  auto stored = store.list_keys("alice.example.net");
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ((*stored)[0].private_pem, racing.winner_pem_);
 }
 
 TEST(KeyRing, RotationKeepsOldKeysVerifiable) {
