@@ -30,21 +30,21 @@ std::size_t InProcessBus::deliver(const InProcessBroker& from, const BusMessage&
 
 InProcessBroker::InProcessBroker(std::shared_ptr<InProcessBus> bus, std::string node_id, std::size_t max_pending,
                                  Inbound::Post home)
-    : bus_(std::move(bus)), inbound_(std::move(node_id), max_pending, std::move(home)) {
-  bus_->attach(this);
-}
+    : bus_(std::move(bus)), inbound_(std::move(node_id), max_pending, std::move(home)) {}
 
-InProcessBroker::~InProcessBroker() {
-  stop();
-  bus_->detach(this);
-}
+InProcessBroker::~InProcessBroker() { stop(); }
 
+// On the bus from start() to stop(), as a NATS node is from subscribing to closing.
 void InProcessBroker::start(Receive receive) {
   inbound_.start(std::move(receive));
+  bus_->attach(this);
   send(BusMessage{BusMessage::Kind::sync, node_id(), {}}, nullptr);
 }
 
-void InProcessBroker::stop() { inbound_.stop(); }
+void InProcessBroker::stop() {
+  bus_->detach(this);
+  inbound_.stop();
+}
 
 void InProcessBroker::publish_pres(const std::string& token) {
   send(BusMessage{BusMessage::Kind::pres, node_id(), token}, nullptr);

@@ -90,6 +90,10 @@ void NatsBroker::start(Receive receive) {
     resync = connected_once_;
   }
   if (resync) {
+    // One round trip: our subscriptions are registered on the server before we announce
+    // ourselves, so answers and messages from nodes that start after us are not missed.
+    if (natsStatus f = natsConnection_FlushTimeout(conn_, 5000); f != NATS_OK)
+      spdlog::warn("bus: flushing the subscriptions to NATS: {}", natsStatus_GetText(f));
     connected_ = true;
     spdlog::info("bus: node {} connected to NATS at {}", node_id(), config_.url);
     publish(all_subject_, BusMessage{BusMessage::Kind::sync, node_id(), {}});
@@ -183,6 +187,10 @@ void NatsBroker::on_reconnected_cb(natsConnection*, void* self) {
 void NatsBroker::on_disconnected_cb(natsConnection*, void* self) {
   auto* b = static_cast<NatsBroker*>(self);
   if (!b->connected_.exchange(false)) return;  // also called for each failed reconnect attempt
+  {
+    std::lock_guard lock(b->mu_);
+    if (b->stopped_) return;  // our own close
+  }
   spdlog::warn("bus: node {} lost NATS; local delivery continues, reconnecting every {} ms", b->node_id(),
                b->config_.reconnect_wait_ms);
 }
