@@ -4,6 +4,9 @@
 // (`--store`); by default they share one SQLite data dir (WAL, several processes).
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
 import { e2e, startPresd, stopAll, makeContext, makeDataDir, isAction, isExpired, sleep, httpRequest } from './harness.mjs';
 import { startNats, stopAllNats } from './nats.mjs';
 
@@ -145,4 +148,21 @@ e2e('NATS down: local delivery goes on; back up: nodes reconnect, nothing stale,
   for (const c of subs) await c.next(isExpired(ctx, 'alice.test', 'AWAY'), (TTL_S + 6) * 1000, `${c.label}: AWAY expiry`);
   for (const c of [sender, ...subs]) assertNoDuplicates(c);
   for (const n of [n1, n2, n3]) assert.equal(await metric(n, 'presd_bus_connected'), 1);
+});
+
+e2e('the sample cluster config in deploy/ is accepted and joins the bus', async () => {
+  const here = path.dirname(new URL(import.meta.url).pathname);
+  const dir = makeDataDir();
+  const secret = path.join(dir, 'shared.secret');
+  fs.writeFileSync(secret, crypto.randomBytes(24).toString('hex'), { mode: 0o600 });
+  // The file's secrets, credentials and NATS hosts are production paths: point them here.
+  const S = await startPresd({
+    name: 'sample', dataDir: dir,
+    args: ['--config', path.join(here, '../../deploy/presd-cluster.toml'), '--node-id', 'sample',
+      '--access-secret-file', secret, '--admin-token-file', secret, '--broker', nats.url, '--broker-creds', ''],
+  });
+  await waitFor('the sample node on the bus', async () => (await metric(S, 'presd_bus_connected')) === 1);
+  assert.equal((await S.http('GET', '/api/me', { host: 'cl-o.bob.example.net' })).status, 200);
+  await S.stop();
+  assert.match(S.logs(), /bus: node sample on NATS/);
 });
