@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import net from 'node:net';
 import { e2e, startPresd, stopAll, makeContext, makeDataDir, isAction, isExpired, sleep, httpRequest } from './harness.mjs';
 import { startNats, stopAllNats } from './nats.mjs';
 
@@ -26,8 +27,28 @@ async function ws(node, user, label) {
 
 async function metric(node, name) {
   const r = await httpRequest(node.port, 'GET', '/metrics');
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(r.text);
+  const escaped = name.replace(/[{}]/g, (c) => `\\${c}`);
+  const m = new RegExp(`^${escaped} (\\S+)$`, 'm').exec(r.text);
   return m ? Number(m[1]) : NaN;
+}
+
+// Publishes raw payloads on a subject with the NATS text protocol (what a misbehaving or
+// newer node could send).
+function natsPublish(port, subject, payloads) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let out = 'CONNECT {"verbose":false}\r\n';
+    for (const p of payloads) out += `PUB ${subject} ${Buffer.byteLength(p)}\r\n${p}\r\n`;
+    out += 'PING\r\n';
+    sock.once('connect', () => sock.write(out));
+    let got = '';
+    sock.on('data', (d) => {
+      got += d.toString();
+      if (got.includes('PONG')) { sock.end(); resolve(); }
+      if (got.includes('-ERR')) { sock.destroy(); reject(new Error(got)); }
+    });
+    sock.on('error', reject);
+  });
 }
 
 async function waitFor(what, pred, timeoutMs = 20000) {
@@ -115,6 +136,18 @@ e2e('a token accepted on node 1 is a duplicate on node 2; the issuer quota is sh
   assert.equal(limited.code, 'rate_limited');
   assert.ok(limited.retryAfter > 0);
   assert.equal((await dave2.fail('pres', { token: first })).code, 'token_duplicate');
+});
+
+e2e('bad bus messages are dropped with bus_bad_message and counted on every node', async () => {
+  const before = await Promise.all([n1, n2, n3].map((n) => metric(n, 'presd_bus_dropped_total{reason="invalid"}')));
+  await natsPublish(nats.port, 'presd.all', ['garbage', '{"v":2,"kind":"pres","node":"future","token":"x.y.z"}']);
+  for (const [i, n] of [n1, n2, n3].entries())
+    await waitFor(`${n.name} to count the bad messages`,
+      async () => (await metric(n, 'presd_bus_dropped_total{reason="invalid"}')) === before[i] + 2);
+  assert.match(n2.logs(), /bus: message dropped \(bus_bad_message\): bus message version 2 is not supported/);
+  assert.ok((await metric(n1, 'presd_bus_messages_total{direction="out"}')) > 0);
+  assert.ok((await metric(n2, 'presd_bus_messages_total{direction="in"}')) > 0);
+  assert.ok((await metric(n2, 'presd_bus_pres_accepted_total')) > 0);
 });
 
 e2e('NATS down: local delivery goes on; back up: nodes reconnect, nothing stale, nothing twice', async () => {
