@@ -1,6 +1,8 @@
 #include "app/cluster.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <vector>
 #include <spdlog/spdlog.h>
 
 #include "broker/in_process_broker.h"
@@ -9,8 +11,16 @@
 namespace presd::app {
 
 void add_cluster_options(CLI::App& cmd, ClusterOptions& o) {
-  cmd.add_option("--broker", o.broker,
-                 "Cluster bus: nats://HOST:PORT (comma-separate a NATS cluster's servers); empty = this node alone");
+  // A list, so PRESD_BROKER=a,b (split by the environment layer) and a TOML array work too;
+  // libnats takes the servers of a NATS cluster as one comma-separated URL list.
+  cmd.add_option_function<std::vector<std::string>>(
+         "--broker",
+         [&o](const std::vector<std::string>& urls) {
+           o.broker.clear();
+           for (const std::string& u : urls) o.broker += (o.broker.empty() ? "" : ",") + u;
+         },
+         "Cluster bus: nats://HOST:PORT (comma-separate a NATS cluster's servers); empty = this node alone")
+      ->delimiter(',');
   cmd.add_option("--node-id", o.node_id, "This node's id on the bus, [A-Za-z0-9_-]{1,64} (default: random per start)");
   cmd.add_option("--broker-subject-prefix", o.subject_prefix, "NATS subject prefix; nodes that share it act as one")
       ->capture_default_str();
@@ -30,8 +40,13 @@ std::unique_ptr<Broker> make_broker(const ClusterOptions& o, Inbound::Post home)
   if (o.broker.empty())
     return std::make_unique<InProcessBroker>(std::make_shared<InProcessBus>(), node,
                                              static_cast<std::size_t>(o.pending_msgs), std::move(home));
-  if (!o.broker.starts_with("nats://") && !o.broker.starts_with("tls://"))
-    throw std::runtime_error("--broker must be a nats:// or tls:// URL");
+  for (std::size_t start = 0; start < o.broker.size();) {
+    const std::size_t end = std::min(o.broker.find(',', start), o.broker.size());
+    const std::string url = o.broker.substr(start, end - start);
+    if (!url.starts_with("nats://") && !url.starts_with("tls://"))
+      throw std::runtime_error("--broker: '" + url + "' is not a nats:// or tls:// URL");
+    start = end + 1;
+  }
   NatsBrokerConfig c;
   c.url = o.broker;
   c.node_id = node;

@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
 namespace presd {
 
@@ -42,7 +44,18 @@ Result<std::unique_ptr<NatsBroker>> NatsBroker::create(NatsBrokerConfig config, 
   if (natsStatus s = natsOptions_Create(&o); s != NATS_OK) return nats_error("NATS options", s);
   b->opts_ = o;
   const std::string name = "presd " + c.node_id;
-  natsStatus s = natsOptions_SetURL(o, c.url.c_str());
+  // The servers of a NATS cluster, comma-separated: each is tried in turn, at start and on
+  // every reconnect.
+  std::vector<std::string> urls;
+  for (std::size_t start = 0; start <= c.url.size();) {
+    const std::size_t end = std::min(c.url.find(',', start), c.url.size());
+    if (end > start) urls.push_back(c.url.substr(start, end - start));
+    start = end + 1;
+  }
+  if (urls.empty()) return Error(ErrorCode::bad_request, "no NATS server URL");
+  std::vector<const char*> servers;
+  for (const std::string& u : urls) servers.push_back(u.c_str());
+  natsStatus s = natsOptions_SetServers(o, servers.data(), static_cast<int>(servers.size()));
   if (s == NATS_OK) s = natsOptions_SetName(o, name.c_str());
   if (s == NATS_OK) s = natsOptions_SetNoEcho(o, true);
   if (s == NATS_OK) s = natsOptions_SetAllowReconnect(o, true);

@@ -199,3 +199,12 @@ e2e('the sample cluster config in deploy/ is accepted and joins the bus', async 
   await S.stop();
   assert.match(S.logs(), /bus: node sample on NATS/);
 });
+
+e2e('PRESD_BROKER takes a NATS cluster as a comma-separated list; a bad URL stops start-up', async () => {
+  // The second server does not exist: the client uses the one that answers.
+  const S = await startPresd({ name: 'env', env: { PRESD_BROKER: `nats://127.0.0.1:1,${nats.url}`, PRESD_NODE_ID: 'env' } });
+  await waitFor('the env node on the bus', async () => (await metric(S, 'presd_bus_connected')) === 1);
+  await S.stop();
+  await assert.rejects(startPresd({ name: 'bad', args: ['--broker', 'http://127.0.0.1:4222'] }), /not a nats:\/\/ or tls:\/\/ URL/);
+  await assert.rejects(startPresd({ name: 'badid', args: ['--node-id', 'a b'] }), /--node-id must be/);
+});
