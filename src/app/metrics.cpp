@@ -33,6 +33,16 @@ Metrics::Metrics(const Hub& hub, std::function<std::size_t()> transport_connecti
   subscriptions_ = &prom::BuildGauge().Name("presd_subscriptions").Help("Context subscriptions over all connections").Register(r).Add({});
   presence_states_ = &prom::BuildGauge().Name("presd_presence_states").Help("Live presence states held in memory").Register(r).Add({});
   federation_queue_ = &prom::BuildGauge().Name("presd_federation_queue_depth").Help("PRES waiting to be sent to other instances").Register(r).Add({});
+  auto& bus_messages = prom::BuildCounter().Name("presd_bus_messages_total").Help("Cluster bus messages sent to and received from other nodes").Register(r);
+  bus_out_ = &bus_messages.Add({{"direction", "out"}});
+  bus_in_ = &bus_messages.Add({{"direction", "in"}});
+  bus_reconnects_ = &prom::BuildCounter().Name("presd_bus_reconnects_total").Help("Reconnections to the cluster bus").Register(r).Add({});
+  bus_connected_ = &prom::BuildGauge().Name("presd_bus_connected").Help("1 while connected to the cluster bus").Register(r).Add({});
+  bus_dropped_ = &prom::BuildCounter().Name("presd_bus_dropped_total").Help("Cluster bus messages dropped before the hub, by reason").Register(r);
+  for (const char* reason : {"invalid", "echo", "overflow", "slow_consumer", "publish_failed"})
+    bus_dropped_by_reason_[reason] = &bus_dropped_->Add({{"reason", reason}});
+  bus_pres_accepted_ = &prom::BuildCounter().Name("presd_bus_pres_accepted_total").Help("PRES from other nodes stored here").Register(r).Add({});
+  bus_pres_dropped_ = &prom::BuildCounter().Name("presd_bus_pres_dropped_total").Help("PRES from other nodes dropped by the hub, by error code (token_duplicate and token_expired are routine)").Register(r);
 }
 
 Metrics::~Metrics() = default;
@@ -42,6 +52,31 @@ void Metrics::on_rejected(ErrorCode code) { rejected_by_code_[static_cast<int>(c
 void Metrics::on_verified(double seconds) { verify_seconds_->Observe(seconds); }
 void Metrics::on_delivered(std::size_t frames) { delivered_->Increment(static_cast<double>(frames)); }
 void Metrics::on_expired() { expired_->Increment(); }
+void Metrics::on_bus_accepted() { bus_pres_accepted_->Increment(); }
+void Metrics::on_bus_rejected(ErrorCode code) {
+  auto& counter = bus_pres_dropped_by_code_[static_cast<int>(code)];
+  if (!counter) counter = &bus_pres_dropped_->Add({{"code", std::string(to_string(code))}});
+  counter->Increment();
+}
+
+void Metrics::mirror_broker() {
+  if (!broker_) return;
+  const BrokerStats now = broker_->stats();
+  auto advance = [](prom::Counter* c, std::uint64_t cur, std::uint64_t last) {
+    if (cur > last) c->Increment(static_cast<double>(cur - last));
+  };
+  const BrokerStats& was = last_broker_;
+  advance(bus_out_, now.published, was.published);
+  advance(bus_in_, now.received, was.received);
+  advance(bus_reconnects_, now.reconnects, was.reconnects);
+  advance(bus_dropped_by_reason_["invalid"], now.dropped_invalid, was.dropped_invalid);
+  advance(bus_dropped_by_reason_["echo"], now.dropped_echo, was.dropped_echo);
+  advance(bus_dropped_by_reason_["overflow"], now.dropped_overflow, was.dropped_overflow);
+  advance(bus_dropped_by_reason_["slow_consumer"], now.dropped_slow_consumer, was.dropped_slow_consumer);
+  advance(bus_dropped_by_reason_["publish_failed"], now.publish_failed, was.publish_failed);
+  bus_connected_->Set(now.connected ? 1 : 0);
+  last_broker_ = now;
+}
 
 std::string Metrics::scrape() {
   const HubStats s = hub_.stats();
@@ -50,6 +85,7 @@ std::string Metrics::scrape() {
   subscriptions_->Set(static_cast<double>(s.subscriptions));
   presence_states_->Set(static_cast<double>(s.presence_states));
   federation_queue_->Set(static_cast<double>(federation_queued_()));
+  mirror_broker();
   return prom::TextSerializer().Serialize(registry_->Collect());
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -32,6 +33,10 @@ class Metrics final : public HubObserver {
   void on_verified(double seconds) override;
   void on_delivered(std::size_t frames) override;
   void on_expired() override;
+  void on_bus_accepted() override;
+  void on_bus_rejected(ErrorCode code) override;
+  // The cluster bus whose counters are exported (read at scrape time); nullptr to detach.
+  void set_broker(const Broker* broker) { broker_ = broker; }
 
   std::string scrape();
 
@@ -51,6 +56,19 @@ class Metrics final : public HubObserver {
   prometheus::Gauge* subscriptions_;
   prometheus::Gauge* presence_states_;
   prometheus::Gauge* federation_queue_;
+  // Cluster bus: counters mirror BrokerStats (advanced by the difference at each scrape).
+  void mirror_broker();
+  const Broker* broker_ = nullptr;
+  BrokerStats last_broker_;
+  prometheus::Counter* bus_out_;
+  prometheus::Counter* bus_in_;
+  prometheus::Counter* bus_reconnects_;
+  prometheus::Gauge* bus_connected_;
+  prometheus::Family<prometheus::Counter>* bus_dropped_;
+  std::map<std::string, prometheus::Counter*> bus_dropped_by_reason_;
+  prometheus::Counter* bus_pres_accepted_;
+  prometheus::Family<prometheus::Counter>* bus_pres_dropped_;
+  prometheus::Counter* bus_pres_dropped_by_code_[kErrorCodeCount] = {};
 };
 
 }  // namespace presd::app

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "app/cluster.h"
 #include "app/commands.h"
 #include "app/data_dir.h"
 #include "app/http_api.h"
@@ -45,6 +46,7 @@ struct ServeOptions {
   transport::ServerConfig server;
   FederationOptions federation;
   InboxBanConfig inbox_ban;
+  ClusterOptions cluster;
 };
 
 void parse_listen(const std::string& listen, transport::ServerConfig& cfg) {
@@ -106,6 +108,11 @@ int run(ServeOptions& o) {
                   [&federation] { return federation.outbox_queued(); });
   hub.set_observer(&metrics);
   api.set_metrics([&metrics] { return metrics.scrape(); });
+  // Bus messages arrive on libnats threads; only the hub's (I/O) thread touches the hub.
+  std::unique_ptr<Broker> broker = make_broker(o.cluster, [&io](Broker::Task t) { net::post(io, std::move(t)); });
+  hub.set_broker(broker.get());
+  metrics.set_broker(broker.get());
+  broker->start([&hub](BusMessage m) { hub.receive_from_bus(std::move(m)); });
   server.start();
 
   if (!o.port_file.empty()) {
@@ -170,6 +177,9 @@ int run(ServeOptions& o) {
     }
   }
   crypto.join();
+  broker->stop();
+  hub.set_broker(nullptr);
+  metrics.set_broker(nullptr);
   hub.set_observer(nullptr);  // metrics and federation go out of scope first
   hub.set_remote_keys(nullptr);
   hub.set_forwarder(nullptr);
@@ -229,6 +239,7 @@ void add_serve_command(CLI::App& root) {
                   "Seconds no PRES is sent to a peer after 5 failed POSTs in a row (then one probe)")->capture_default_str()->check(CLI::Range(1, 3600));
   cmd->add_option("--bad-signature-strikes", o->inbox_ban.strikes,
                   "Bad inbox signatures from one IP within an hour that ban it for an hour (0: never ban)")->capture_default_str();
+  add_cluster_options(*cmd, o->cluster);
   cmd->add_option("--max-body-bytes", o->server.max_body_bytes, "HTTP body limit")->capture_default_str();
   cmd->add_option("--max-ws-message-bytes", o->server.max_ws_message_bytes, "WebSocket message limit (close 1009)")->capture_default_str();
   cmd->add_option("--max-connections-per-ip", o->server.max_connections_per_ip,

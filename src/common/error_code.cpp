@@ -42,6 +42,8 @@ constexpr Info kInfo[kErrorCodeCount] = {
     {"issuer_not_hosted", 403, "this instance does not host the id_tag"},
     {"relay_required", 403, "the context is owned by another instance: only its owner's relay is accepted"},
     {"relay_invalid", 401, "the owner's relay proof is malformed, stale, for another token or badly signed"},
+    {"bus_bad_message", 400, "a cluster bus message is malformed, of an unknown version or from an invalid node id"},
+    {"bus_overflow", 503, "a node fell too far behind the cluster bus: the message was dropped"},
     {"rate_limited", 429, "a rate limit refused the request; retry after retryAfter ms"},
     {"too_many_subscriptions", 429, "the connection's subscription limit is reached"},
     {"too_many_connections", 429, "this IP has as many open connections as it may"},

@@ -45,6 +45,9 @@ enum class ErrorCode : std::uint8_t {
   issuer_not_hosted,     // server-side signing for an id_tag this instance does not host
   relay_required,        // a peer sent a PRES for a context owned elsewhere without the owner's relay proof
   relay_invalid,         // the owner's relay proof is malformed, stale, for another token, or badly signed
+  // Cluster bus (between presd nodes; never sent to clients, logged and counted).
+  bus_bad_message,  // a bus message is malformed, of an unknown version or from an invalid node id
+  bus_overflow,     // the hub fell too far behind the bus: the message was dropped (slow consumer)
   // Limits.
   rate_limited,           // a rate limit refused the request; retryAfter says when to retry
   too_many_subscriptions, // per-connection subscription cap reached

@@ -331,20 +331,83 @@ Result<Accepted> Hub::commit(PresToken token, Origin origin) {
     return Error(ErrorCode::rate_limited, "same state repeated too soon", wait);
   if (!replay_.remember(token.signature, expires, now))
     return Error(ErrorCode::unavailable, "replay filter full");
+  // Published even when superseded here: the other nodes spend the same quota and remember the
+  // same token, so limits and duplicate detection hold across the cluster.
+  if (broker_) broker_->publish_pres(token.compact);
 
-  auto data = std::make_shared<const std::string>(frames::action_data(c, expires));
-  PresenceState state{c.sub, c.iss, c.subtype, c.aud, c.iat, expires, data};
   Accepted accepted{std::move(token.compact), c, expires, false};
-  if (!presence_.upsert(std::move(state), now)) {
+  if (!store_and_deliver(c, accepted.token, expires, now)) {
     accepted.superseded = true;
     return accepted;
   }
   ++stats_.accepted;
   observer_->on_accepted();
   SPDLOG_DEBUG("PRES {} from {} in {} accepted", c.subtype, c.iss, c.sub);
-  deliver(std::make_shared<const std::string>(frames::action_frame(next_frame_id(), *data)), c.sub, c.aud);
   federate(accepted, origin);
   return accepted;
+}
+
+// Stores the state and sends it to this node's recipients; false if a newer state is held.
+bool Hub::store_and_deliver(const PresClaims& c, const std::string& compact, std::int64_t expires, std::int64_t now) {
+  auto data = std::make_shared<const std::string>(frames::action_data(c, expires));
+  PresenceState state{c.sub, c.iss, c.subtype, c.aud, c.iat, expires, data,
+                      broker_ ? std::make_shared<const std::string>(compact) : nullptr};
+  if (!presence_.upsert(std::move(state), now)) return false;
+  deliver(std::make_shared<const std::string>(frames::action_frame(next_frame_id(), *data)), c.sub, c.aud);
+  return true;
+}
+
+// ---- cluster bus ---------------------------------------------------------------------------
+
+void Hub::receive_from_bus(BusMessage message) {
+  if (message.kind == BusMessage::Kind::sync) return resync(message.origin);
+  Status s = accept_from_bus(message.token);
+  if (s) {
+    ++stats_.bus_accepted;
+    observer_->on_bus_accepted();
+    return;
+  }
+  ++stats_.bus_rejected;
+  observer_->on_bus_rejected(s.code());
+  // Duplicates are routine (resync answers, one token sent to two nodes), and so are stale
+  // states after a reconnect; anything else means nodes disagree (configuration, version).
+  if (s.code() == ErrorCode::token_duplicate || s.code() == ErrorCode::token_expired)
+    SPDLOG_DEBUG("bus: PRES from {} dropped: {} {}", message.origin, to_string(s.code()), s.error().message);
+  else
+    spdlog::warn("bus: PRES from node {} dropped: {} {}", message.origin, to_string(s.code()), s.error().message);
+}
+
+// The node that published the token admitted it (membership, signature, quotas) and the bus is
+// trusted infrastructure (docs/cluster.md), so only what depends on this node's own state or on
+// time is checked again: syntax, freshness (a message may have waited in a reconnect buffer),
+// and the replay filter (exactly once per connection, however often it arrives).
+Status Hub::accept_from_bus(const std::string& compact) {
+  auto parsed = parse_pres_token(compact, config_.token_limits);
+  if (!parsed) return parsed.error();
+  const PresClaims& c = parsed->claims;
+  const std::int64_t now = clock_.now_ms();
+  if (Status s = check_freshness(c, now, config_.freshness); !s) return s;
+  if (replay_.seen(parsed->signature)) return Error(ErrorCode::token_duplicate, "this token was already accepted");
+  const std::int64_t expires = expires_at_ms(c, config_.freshness);
+  if (!replay_.remember(parsed->signature, expires, now)) return Error(ErrorCode::unavailable, "replay filter full");
+  // Spent here too, into debt if need be, so the issuer's quota holds across the cluster.
+  issuer_limiter_.spend(c.iss, now);
+  same_state_limiter_.record(interval_key(c), now);
+  store_and_deliver(c, compact, expires, now);
+  return {};
+}
+
+// Another node (re)joined the bus: it gets every state live here, each once; its replay filter
+// drops those it already has, and freshness is checked again on its side.
+void Hub::resync(const std::string& node) {
+  if (!broker_) return;
+  std::size_t sent = 0;
+  for (const PresenceState* s : presence_.live(clock_.now_ms()))
+    if (s->token) {
+      broker_->send_pres_to(node, *s->token);
+      ++sent;
+    }
+  spdlog::info("bus: node {} asked for a resync: {} live states sent", node, sent);
 }
 
 // PROTOCOL.md section 3. As the owner: relay to the other members' homes. Otherwise, for a PRES

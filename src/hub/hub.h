@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "broker/broker.h"
 #include "common/clock.h"
 #include "common/result.h"
 #include "keys/key_ring.h"
@@ -59,6 +60,7 @@ struct Accepted {
 struct HubStats {
   std::size_t connections = 0, subscriptions = 0, presence_states = 0;
   std::uint64_t accepted = 0, rejected = 0, delivered_frames = 0, expired = 0;
+  std::uint64_t bus_accepted = 0, bus_rejected = 0;  // PRES from other cluster nodes
 };
 
 // Hooks for metrics; the hub stays free of any metrics library. Called on the hub's thread.
@@ -70,6 +72,9 @@ class HubObserver {
   virtual void on_verified(double /*seconds*/) {}  // one ES384 verification, timed on the crypto pool
   virtual void on_delivered(std::size_t /*frames*/) {}
   virtual void on_expired() {}
+  // A PRES from another cluster node was stored (or found superseded) / was dropped.
+  virtual void on_bus_accepted() {}
+  virtual void on_bus_rejected(ErrorCode) {}
 };
 
 // Public keys of issuers this instance does not host (federation: `GET https://cl-o.<iss>/api/me`,
@@ -129,6 +134,10 @@ class Hub {
   // Signed here with `user`'s newest key.
   void submit_request(const std::string& user, PresRequest request, Done done);
 
+  // A message from another cluster node (the broker hands it over on the hub's thread): a PRES
+  // that node accepted, or its request for our live states (answered through the broker).
+  void receive_from_bus(BusMessage message);
+
   // Expires due presence (sending PRES_EXPIRED) and sweeps limiter memory. Call every tick.
   void tick();
   // A membership was revoked: the user's connections stop receiving the context.
@@ -143,6 +152,8 @@ class Hub {
   void set_remote_keys(RemoteKeySource* source) { remote_keys_ = source; }
   // Without a forwarder, PRES for contexts owned elsewhere are delivered locally only.
   void set_forwarder(PresForwarder* forwarder) { forwarder_ = forwarder; }
+  // Every PRES accepted here is published to the other nodes through it (docs/cluster.md).
+  void set_broker(Broker* broker) { broker_ = broker; }
   const HubConfig& config() const { return config_; }
 
  private:
@@ -153,6 +164,9 @@ class Hub {
 
   Result<Admission> admit(const PresClaims& claims, const std::string* signature);
   Result<Accepted> commit(PresToken token, Origin origin);
+  Status accept_from_bus(const std::string& compact);
+  void resync(const std::string& node);
+  bool store_and_deliver(const PresClaims& c, const std::string& compact, std::int64_t expires, std::int64_t now);
   void federate(const Accepted& accepted, Origin origin);
   void relay_to_member_homes(const Accepted& accepted, const std::string& owner);
   void check_relay_then_verify(std::shared_ptr<PresToken> token, std::string owner, std::string proof, Done done,
@@ -189,6 +203,7 @@ class Hub {
   HubObserver* observer_ = &null_observer_;
   RemoteKeySource* remote_keys_ = nullptr;
   PresForwarder* forwarder_ = nullptr;
+  Broker* broker_ = nullptr;
 };
 
 }  // namespace presd

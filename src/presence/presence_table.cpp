@@ -276,6 +276,16 @@ std::vector<const PresenceState*> PresenceTable::snapshot(std::string_view conte
   return out;
 }
 
+std::vector<const PresenceState*> PresenceTable::live(std::int64_t now_ms) const {
+  std::vector<const PresenceState*> out;
+  out.reserve(impl_->by_key.size());
+  for (const auto& [key, idx] : impl_->by_key) {
+    const PresenceState& s = impl_->slots[idx].state;
+    if (s.expires_at_ms > now_ms) out.push_back(&s);
+  }
+  return out;
+}
+
 std::size_t PresenceTable::size() const { return impl_->by_key.size(); }
 
 }  // namespace presd

@@ -25,6 +25,7 @@ struct PresenceState {
   std::int64_t iat_s = 0;
   std::int64_t expires_at_ms = 0;
   std::shared_ptr<const std::string> frame;  // the ACTION frame, serialized once, for snapshots
+  std::shared_ptr<const std::string> token;  // the compact PRES, to resync other cluster nodes
 };
 
 // "status" for ONLINE/AWAY/OFFLINE, otherwise the subtype itself.
@@ -49,6 +50,9 @@ class PresenceTable {
   // Live states of a context that `viewer` may see (audience unset or == viewer).
   std::vector<const PresenceState*> snapshot(std::string_view context, std::string_view viewer,
                                              std::int64_t now_ms) const;
+
+  // Every live state (expires_at_ms > now_ms), in no particular order.
+  std::vector<const PresenceState*> live(std::int64_t now_ms) const;
 
   std::size_t size() const;
 

@@ -48,6 +48,14 @@ std::int64_t TokenBucket::try_take(std::int64_t now_ms, double cost) {
   return wait;
 }
 
+void TokenBucket::spend(std::int64_t now_ms, double cost) {
+  if (now_ms > last_ms_) {
+    tokens_ = level_at(tokens_, last_ms_, rate_per_ms_, burst_, now_ms);
+    last_ms_ = now_ms;
+  }
+  tokens_ = std::max(-burst_, tokens_ - cost);
+}
+
 bool TokenBucket::full(std::int64_t now_ms) const {
   return level_at(tokens_, last_ms_, rate_per_ms_, burst_, now_ms) + kEps >= burst_;
 }
@@ -79,6 +87,18 @@ std::int64_t KeyedRateLimiter::check(std::string_view key, std::int64_t now_ms) 
   return probe.try_take(now_ms, 1.0);
 }
 
+void KeyedRateLimiter::spend(std::string_view key, std::int64_t now_ms, double cost) {
+  auto it = buckets_.find(key);
+  if (it == buckets_.end()) {
+    if (buckets_.size() >= max_keys_) {
+      sweep(now_ms);
+      if (buckets_.size() >= max_keys_) return;
+    }
+    it = buckets_.emplace(std::string(key), TokenBucket(rate_, burst_, now_ms)).first;
+  }
+  it->second.spend(now_ms, cost);
+}
+
 void KeyedRateLimiter::sweep(std::int64_t now_ms) {
   std::erase_if(buckets_, [now_ms](const auto& kv) { return kv.second.full(now_ms); });
 }
@@ -102,6 +122,19 @@ std::int64_t MinIntervalLimiter::try_take(std::string_view key, std::int64_t now
   }
   last_.emplace(std::string(key), now_ms);
   return 0;
+}
+
+void MinIntervalLimiter::record(std::string_view key, std::int64_t now_ms) {
+  auto it = last_.find(key);
+  if (it != last_.end()) {
+    it->second = std::max(it->second, now_ms);
+    return;
+  }
+  if (last_.size() >= max_keys_) {
+    sweep(now_ms);
+    if (last_.size() >= max_keys_) return;
+  }
+  last_.emplace(std::string(key), now_ms);
 }
 
 std::int64_t MinIntervalLimiter::check(std::string_view key, std::int64_t now_ms) const {

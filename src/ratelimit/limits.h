@@ -31,6 +31,9 @@ class TokenBucket {
   TokenBucket(double rate_per_s, double burst, std::int64_t now_ms);
   // Takes `cost` tokens if available: 0. Otherwise ms until they will be.
   std::int64_t try_take(std::int64_t now_ms, double cost = 1.0);
+  // Takes `cost` even if it is not there: the bucket goes into debt, down to -burst at most.
+  // For spends decided elsewhere (another cluster node accepted the request).
+  void spend(std::int64_t now_ms, double cost = 1.0);
   bool full(std::int64_t now_ms) const;
 
  private:
@@ -49,6 +52,8 @@ class KeyedRateLimiter {
   // Non-mutating: 0 if one token is available now, else ms until it will be. An unknown key
   // counts as a full bucket, unless the limiter is at max_keys (then 1000, fail closed).
   std::int64_t check(std::string_view key, std::int64_t now_ms) const;
+  // TokenBucket::spend on the key's bucket (skipped only when at max_keys after a sweep).
+  void spend(std::string_view key, std::int64_t now_ms, double cost = 1.0);
   void sweep(std::int64_t now_ms);  // drops buckets that refilled completely
   std::size_t size() const { return buckets_.size(); }
 
@@ -65,6 +70,9 @@ class MinIntervalLimiter {
   // Non-mutating: 0 if a try_take now would succeed, else ms remaining (1000 for an unknown
   // key while at max_keys, fail closed).
   std::int64_t check(std::string_view key, std::int64_t now_ms) const;
+  // Records a use at now_ms that was allowed elsewhere (another cluster node): the interval
+  // restarts from the later of the stored use and now_ms.
+  void record(std::string_view key, std::int64_t now_ms);
   void sweep(std::int64_t now_ms);  // drops keys whose interval has passed
   std::size_t size() const { return last_.size(); }
 

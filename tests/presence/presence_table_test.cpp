@@ -56,6 +56,17 @@ TEST(PresenceTable, UpsertAndReplaceInSlot) {
   EXPECT_EQ(t.snapshot("c", "bob", T0 + 2000)[0]->subtype, "OFFLINE");
 }
 
+TEST(PresenceTable, LiveListsEveryUnexpiredStateOfEveryContext) {
+  PresenceTable t;
+  EXPECT_TRUE(t.upsert(make("c1", "alice", "ONLINE", 100, T0 + 30'000), T0));
+  EXPECT_TRUE(t.upsert(make("c2", "bob", "TYPING", 100, T0 + 5'000), T0));
+  EXPECT_TRUE(t.upsert(make("c2", "carol", "TYPING", 100, T0 + 10'000, "bob"), T0));
+  EXPECT_EQ(subtypes(t.live(T0)), (std::set<std::string>{"alice:ONLINE", "bob:TYPING", "carol:TYPING"}));
+  // Past its expiry but not yet expire()d: not live.
+  EXPECT_EQ(subtypes(t.live(T0 + 5'000)), (std::set<std::string>{"alice:ONLINE", "carol:TYPING"}));
+  EXPECT_TRUE(t.live(T0 + 30'000).empty());
+}
+
 TEST(PresenceTable, TypingAndCustomSubtypesHaveOwnSlots) {
   PresenceTable t;
   EXPECT_TRUE(t.upsert(make("c", "alice", "ONLINE", 100, T0 + 30'000), T0));

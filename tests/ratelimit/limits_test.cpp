@@ -269,6 +269,40 @@ TEST(StrikeBan, StrikesOutsideTheWindowDoNotAddUp) {
   EXPECT_EQ(ban.banned_for("ip", 1'500), 0);
 }
 
+// Spends decided on another cluster node: taken even from an empty bucket, into debt down to
+// -burst, and the debt is paid back by refill before anything is allowed again.
+TEST(TokenBucket, SpendGoesIntoBoundedDebt) {
+  TokenBucket b(1, 3, 0);  // 1/s, burst 3
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(b.try_take(0), 0);
+  b.spend(0, 2);
+  EXPECT_EQ(b.try_take(0), 3000);  // from -2 to 1
+  b.spend(0, 100);                  // floored at -3
+  EXPECT_EQ(b.try_take(0), 4000);
+  EXPECT_EQ(b.try_take(4000), 0);
+  EXPECT_FALSE(b.full(4000));
+}
+
+TEST(KeyedRateLimiter, SpendCreatesAndDebitsTheKeysBucket) {
+  KeyedRateLimiter l(1, 2);
+  l.spend("alice", 0);
+  l.spend("alice", 0);
+  l.spend("alice", 0);
+  EXPECT_EQ(l.check("alice", 0), 2000);
+  EXPECT_EQ(l.try_take("alice", 0), 2000);
+  EXPECT_EQ(l.try_take("bob", 0), 0);
+  l.sweep(0);
+  EXPECT_EQ(l.size(), 2u);  // a bucket in debt is not full: kept
+}
+
+TEST(MinIntervalLimiter, RecordRestartsTheIntervalFromTheLaterUse) {
+  MinIntervalLimiter l(3000);
+  l.record("k", 1000);
+  EXPECT_EQ(l.try_take("k", 2000), 2000);
+  l.record("k", 500);  // an older use elsewhere does not move it back
+  EXPECT_EQ(l.check("k", 2000), 2000);
+  EXPECT_EQ(l.try_take("k", 4000), 0);
+}
+
 TEST(StrikeBan, ZeroStrikesDisablesAndSweepForgets) {
   StrikeBan off(0, 1'000, 1'000);
   for (int i = 0; i < 10; ++i) EXPECT_FALSE(off.strike("ip", i));
