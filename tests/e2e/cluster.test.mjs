@@ -1,7 +1,8 @@
 // Three presd nodes serving the same tenants behind (imagined) load balancing act as one: they
 // share a store and a NATS bus started here (docs/cluster.md).
-// The store is one parameter: PRESD_CLUSTER_STORE=postgres://... runs the nodes on PostgreSQL
-// (`--store`); by default they share one SQLite data dir (WAL, several processes).
+// The store is one parameter, PRESD_CLUSTER_STORE: unset, the test starts its own PostgreSQL
+// (tests/e2e/postgres.mjs) and the nodes share it; `sqlite` makes them share one SQLite data dir
+// (WAL, several processes); a postgres:// URL uses that server.
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -10,12 +11,13 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import { e2e, startPresd, stopAll, makeContext, makeDataDir, isAction, isExpired, sleep, httpRequest } from './harness.mjs';
 import { startNats, stopAllNats } from './nats.mjs';
+import { startPostgres } from './postgres.mjs';
 
-const STORE = process.env.PRESD_CLUSTER_STORE || '';
+const STORE_CHOICE = process.env.PRESD_CLUSTER_STORE || '';
 const TENANTS = ['alice.test', 'bob.test', 'carol.test', 'dave.test'];
 const TTL_S = 6;
 
-let nats, n1, n2, n3, ctx;
+let nats, pg, n1, n2, n3, ctx;
 const tok = {};
 const clients = [];
 
@@ -72,16 +74,22 @@ function assertNoDuplicates(c) {
 
 before(async () => {
   nats = await startNats();
+  if (!STORE_CHOICE) pg = await startPostgres();
+  const store = pg ? pg.url : STORE_CHOICE === 'sqlite' ? '' : STORE_CHOICE;
+  // Through the environment, so the nodes, the CLI (makeContext) and the sample-config node
+  // below all open the same store.
+  if (store) process.env.PRESD_STORE = store;
   const dir = makeDataDir();
   const common = ['--broker', nats.url, '--broker-reconnect-ms', '100', '--pres-ttl', String(TTL_S),
-    '--expiry-tick-ms', '20', '--same-state-interval-ms', '100', '--issuer-rate', '0.2', '--issuer-burst', '8',
-    ...(STORE ? ['--store', STORE] : [])];
+    '--expiry-tick-ms', '20', '--same-state-interval-ms', '100', '--issuer-rate', '0.2', '--issuer-burst', '8'];
   // One after the other: the first creates the secrets and tenant keys the others then load.
   n1 = await startPresd({ name: 'node1', tenants: TENANTS, dataDir: dir, args: [...common, '--node-id', 'node1'] });
   n2 = await startPresd({ name: 'node2', tenants: TENANTS, dataDir: dir, args: [...common, '--node-id', 'node2'] });
   n3 = await startPresd({ name: 'node3', tenants: TENANTS, dataDir: dir, args: [...common, '--node-id', 'node3'] });
   for (const t of TENANTS) tok[t.split('.')[0]] = n1.accessToken(t);
   ctx = makeContext(n1, 'bob.test', { 'alice.test': 'member', 'carol.test': 'member', 'dave.test': 'member' });
+  // The nodes really run on the chosen store (the start-up line names it, password redacted).
+  if (pg) for (const n of [n1, n2, n3]) assert.match(n.logs(), /store postgresql:\/\/[^ ]*127\.0\.0\.1/);
   for (const n of [n1, n2, n3]) await waitFor(`${n.name} on the bus`, async () => (await metric(n, 'presd_bus_connected')) === 1);
 });
 
@@ -89,6 +97,7 @@ after(async () => {
   for (const c of clients) c.terminate();
   await stopAll();
   await stopAllNats();
+  if (pg) await pg.stop();
 });
 
 let sender, subs;
