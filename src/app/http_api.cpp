@@ -8,6 +8,7 @@
 #include "common/strict_json.h"
 #include "app/demo_assets.h"
 #include "common/time_format.h"
+#include "federation/inbox_body.h"
 #include "membership/access.h"
 #include "hub/frames.h"
 #include "hub/pres_request.h"
@@ -139,22 +140,12 @@ void HttpApi::handle_actions(const HttpRequest& req, Responder respond) {
 }
 
 void HttpApi::handle_inbox(const HttpRequest& req, Responder respond) {
-  StrictJson parsed = parse_strict_json(req.body);
-  if (!parsed.ok() || !parsed.value.is_object())
-    return respond(error_response(Error(ErrorCode::bad_request, "body must be a JSON object without duplicate keys")));
-  const json::value& body = parsed.value;
-  auto token = body.get_object().find("token");
-  if (token == body.get_object().end() || !token->value().is_string())
-    return respond(error_response(Error(ErrorCode::bad_request, "token (string) is required")));
-  std::optional<std::string> relay;
-  if (auto r = body.get_object().find("relay"); r != body.get_object().end()) {
-    if (!r->value().is_string()) return respond(error_response(Error(ErrorCode::bad_request, "relay must be a string")));
-    relay = std::string(r->value().get_string());
-  }
+  auto body = parse_inbox_body(req.body);
+  if (!body) return respond(error_response(body.error()));
   const std::string ip = req.remote_ip;
   if (std::int64_t left = bad_signature_bans_.banned_for(ip, clock_.now_ms()); left > 0)
     return respond(error_response(Error(ErrorCode::rate_limited, ip + " is banned after repeated bad signatures", left)));
-  hub_.submit_token(std::string(token->value().get_string()), [this, ip, respond = std::move(respond)](Result<Accepted> r) {
+  hub_.submit_token(std::move(body->token), [this, ip, respond = std::move(respond)](Result<Accepted> r) {
     if (!r) {
       spdlog::debug("inbox from {} refused: {}", ip, to_string(r.code()));
       if (r.code() == ErrorCode::token_bad_signature && bad_signature_bans_.strike(ip, clock_.now_ms()))
@@ -163,7 +154,7 @@ void HttpApi::handle_inbox(const HttpRequest& req, Responder respond) {
     }
     const char* status = r->superseded ? "{\"status\":\"superseded\"}" : "{\"status\":\"accepted\"}";
     respond(json_response(r->superseded ? 200 : 201, frames::envelope(status, clock_.now_s())));
-  }, Origin::peer, std::move(relay));
+  }, Origin::peer, std::move(body->relay));
 }
 
 // The member list of a context, for clients (the demo page) of users who may subscribe to it.

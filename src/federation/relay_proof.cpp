@@ -6,6 +6,7 @@
 
 #include "common/identifiers.h"
 #include "common/strict_json.h"
+#include "common/time_format.h"
 #include "token/compact_jws.h"
 #include "token/base64.h"
 
@@ -55,6 +56,7 @@ Result<RelayProof> parse_relay_proof(std::string_view compact) {
   const json::value* iat = o.if_contains("iat");
   if (!iss || !k || !t || !sub || !h || !iat || !iat->is_int64()) return invalid("iss, k, t, sub, h, iat are required");
   if (*t != kRelayType) return invalid("t must be PRES-RELAY");
+  if (iat->get_int64() < 0 || iat->get_int64() > kMaxUnixSeconds) return invalid("iat is not a Unix time in seconds");
   if (!is_canonical_id_tag(*iss)) return invalid("iss is not a canonical id_tag");
   if (k->empty() || k->size() > 64) return invalid("bad k");
   if (!is_valid_context_id(*sub)) return invalid("bad sub");

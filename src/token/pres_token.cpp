@@ -4,6 +4,7 @@
 
 #include "common/identifiers.h"
 #include "common/strict_json.h"
+#include "common/time_format.h"
 #include "token/compact_jws.h"
 #include "token/base64.h"
 
@@ -75,7 +76,8 @@ Status validate_pres_claims(const PresClaims& c, const TokenLimits& limits) {
     StrictJson content = parse_strict_json(*c.content_json);
     if (!content.ok() || !content.value.is_object()) return bad(ErrorCode::token_bad_claim, "c must be a JSON object");
   }
-  if (c.iat < 0) return bad(ErrorCode::token_bad_claim, "iat must not be negative");
+  if (c.iat < 0 || c.iat > kMaxUnixSeconds)
+    return bad(ErrorCode::token_bad_claim, "iat must be 0.." + std::to_string(kMaxUnixSeconds) + " (Unix seconds)");
   if (c.exp && *c.exp < c.iat) return bad(ErrorCode::token_bad_claim, "exp is before iat");
   return {};
 }

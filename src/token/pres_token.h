@@ -52,7 +52,8 @@ struct PresToken {
 Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& limits = {});
 
 // The claim rules parse_pres_token applies (iss/aud canonical id_tags, k, subtype charset and
-// length, sub a valid context id, c a JSON object within max_content_bytes, iat >= 0, exp >= iat)
+// length, sub a valid context id, c a JSON object within max_content_bytes,
+// 0 <= iat <= kMaxUnixSeconds so time arithmetic cannot overflow, exp >= iat)
 // for claims built in memory, e.g. before the server signs for a user.
 Status validate_pres_claims(const PresClaims& claims, const TokenLimits& limits = {});
 

@@ -561,6 +561,9 @@ TEST_F(HubTest, HostedIssuerWithUnknownKeyIdIsNotLookedUpRemotely) {
 }  // namespace presd
 
 #include "federation/relay_proof.h"
+#include "common/time_format.h"
+
+#include <limits>
 
 namespace presd {
 namespace {
@@ -638,6 +641,17 @@ TEST_F(RelayHubTest, BadRelayProofsAreRefused) {
   const std::string stale_proof = proof_for(token, owner_key_);
   clock_.advance_ms(31'000);
   EXPECT_EQ(submit_peer(alice_in_far(), stale_proof)->code(), ErrorCode::relay_invalid);
+}
+
+// iat * 1000 of such proofs overflowed std::int64_t (UBSan, inbox_fuzz); now a syntax error.
+TEST_F(RelayHubTest, RelayProofsWithOutOfRangeIatAreRefusedBeforeAnyArithmetic) {
+  const std::string token = alice_in_far();
+  for (std::int64_t iat : {std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::min(),
+                           std::int64_t{-1}, kMaxUnixSeconds + 1}) {
+    const std::string proof = sign_relay_proof(RelayClaims{"owner.example.net", "250101", kFar, token_hash(token), iat}, owner_key_);
+    EXPECT_EQ(submit_peer(token, proof)->code(), ErrorCode::relay_invalid) << iat;
+  }
+  EXPECT_EQ(remote_.lookups, 0);
 }
 
 TEST_F(RelayHubTest, ARotatedOwnerKeyIsRefetchedOnceForTheProof) {

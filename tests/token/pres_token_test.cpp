@@ -139,6 +139,10 @@ TEST_F(PresTokenTest, ClaimTypesAndFormats) {
   EXPECT_EQ(parse_error(with(R"("iss":"alice.example.net","iat":"1")")), ErrorCode::token_bad_claim);
   EXPECT_EQ(parse_error(with(R"("iss":"alice.example.net","iat":18446744073709551615)")), ErrorCode::token_bad_claim);
   EXPECT_EQ(parse_error(with(R"("iss":"alice.example.net","iat":-1)")), ErrorCode::token_bad_claim);
+  // Beyond year 9999 iat * 1000 (and iat + ttl near INT64_MAX) would overflow: found by UBSan.
+  EXPECT_EQ(parse_error(with(R"("iss":"alice.example.net","iat":253402300800)")), ErrorCode::token_bad_claim);
+  EXPECT_EQ(parse_error(with(R"("iss":"alice.example.net","iat":9223372036854775807)")), ErrorCode::token_bad_claim);
+  EXPECT_TRUE(parse_pres_token(with(R"("iss":"alice.example.net","iat":253402300799)")));
   EXPECT_EQ(parse_error(with(R"("iss":"Alice.Example.net","iat":1)")), ErrorCode::token_bad_claim);
   EXPECT_EQ(parse_error(with(R"("iss":"alice","iat":1)")), ErrorCode::token_bad_claim);
   EXPECT_EQ(parse_error(with(R"("iss":7,"iat":1)")), ErrorCode::token_bad_claim);

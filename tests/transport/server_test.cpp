@@ -46,6 +46,8 @@ class TestHandler : public Handler {
  public:
   explicit TestHandler(asio::io_context& io) : io_(io) {}
 
+  std::atomic<int> slow_started{0};  // /slow requests the handler has begun
+
   void on_http(HttpRequest request, Responder respond) override {
     if (request.path == "/later") {
       // Answer asynchronously, from a later I/O-thread turn.
@@ -53,6 +55,7 @@ class TestHandler : public Handler {
       return;
     }
     if (request.path == "/slow") {
+      ++slow_started;
       auto timer = std::make_shared<asio::steady_timer>(io_, 300ms);
       timer->async_wait([timer, respond = std::move(respond)](boost::system::error_code) {
         respond(HttpResponse{200, "text/plain", "slow", {}});
@@ -645,8 +648,11 @@ TEST_F(ServerTest, ShutdownLetsInFlightResponseFinish) {
   req.set(http::field::host, "x");
   std::promise<void> done;
   // Shutdown arrives while the handler is still working on the request (it answers after 300 ms).
+  // Wait for the handler to have it: a fixed sleep lost that race on a loaded machine.
   http::write(s, req);
-  std::this_thread::sleep_for(50ms);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (handler_.slow_started == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(handler_.slow_started, 1);
   server_->shutdown(5000ms, [&] { done.set_value(); });
   beast::flat_buffer buf;
   http::response<http::string_body> res;

@@ -1,0 +1,33 @@
+#include "federation/inbox_body.h"
+
+#include <gtest/gtest.h>
+
+namespace presd {
+namespace {
+
+TEST(InboxBody, TokenOnly) {
+  auto b = parse_inbox_body(R"({"token":"a.b.c"})");
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_EQ(b->token, "a.b.c");
+  EXPECT_FALSE(b->relay);
+}
+
+TEST(InboxBody, TokenWithRelayProofAndUnknownMembersIgnored) {
+  auto b = parse_inbox_body(R"({"token":"a.b.c","relay":"r.s.t","note":1})");
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_EQ(b->token, "a.b.c");
+  ASSERT_TRUE(b->relay);
+  EXPECT_EQ(*b->relay, "r.s.t");
+}
+
+TEST(InboxBody, RefusesWhatIsNotAnObjectWithAStringToken) {
+  for (const char* body : {"", "[]", "\"a.b.c\"", "{", "{}", R"({"token":1})", R"({"token":null})",
+                           R"({"token":"a","token":"b"})", R"({"token":"a.b.c","relay":{}})"}) {
+    auto b = parse_inbox_body(body);
+    ASSERT_FALSE(b) << body;
+    EXPECT_EQ(b.code(), ErrorCode::bad_request) << body;
+  }
+}
+
+}  // namespace
+}  // namespace presd
