@@ -2,11 +2,10 @@
 // HTTP over a socket (byte by byte, from another loopback address), a TLS key server.
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
-import { makeDataDir, sleep } from './harness.mjs';
+import { sleep } from './harness.mjs';
 
 export const ES384_HEADER = '{"typ":"JWT","alg":"ES384"}';
 export const b64u = (x) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x)).toString('base64url');
@@ -76,20 +75,8 @@ function parseResponse(text) {
   return { status: Number(m[1]), headers, text: m[3], json };
 }
 
-// A throw-away CA and a server certificate for the given host names (openssl CLI).
-export function makeTestCa(hosts) {
-  const dir = makeDataDir();
-  const run = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key',
-    '-out', 'ca.pem', '-days', '2', '-subj', '/CN=presd bad-input test CA']);
-  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr',
-    '-subj', '/CN=cl-o.test']);
-  fs.writeFileSync(path.join(dir, 'ext.cnf'),
-    `basicConstraints=CA:FALSE\nsubjectAltName=${hosts.map((h) => `DNS:${h}`).join(',')}\n`);
-  run(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem',
-    '-days', '2', '-extfile', 'ext.cnf']);
-  return { ca: path.join(dir, 'ca.pem'), key: fs.readFileSync(path.join(dir, 'srv.key')), cert: fs.readFileSync(path.join(dir, 'srv.pem')) };
-}
+// A throw-away CA and a server certificate for the given host names (tls_net.mjs).
+export { makeTestCaForHosts as makeTestCa } from './tls_net.mjs';
 
 // An HTTPS server answering GET /api/me with documents[Host]; counts the requests per host.
 export async function keyServer(tls, documents) {

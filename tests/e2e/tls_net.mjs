@@ -15,13 +15,18 @@ const DEFAULT_NAMES = ['alice', 'bob', 'josie', 'carol', 'dave'];
 
 /** Makes a CA and a server certificate for cl-o.<name>.test of every name. */
 export function makeTestCa(names = DEFAULT_NAMES) {
+  return makeTestCaForHosts(names.map((n) => `cl-o.${n}.test`));
+}
+
+/** Makes a CA and one server certificate for all the given host names. */
+export function makeTestCaForHosts(hosts) {
   const dir = makeDataDir();
   const run = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key',
     '-out', 'ca.pem', '-days', '2', '-subj', '/CN=presd test CA']);
   run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr',
     '-subj', '/CN=cl-o.test']);
-  const san = names.map((n) => `DNS:cl-o.${n}.test`).join(',');
+  const san = hosts.map((h) => `DNS:${h}`).join(',');
   fs.writeFileSync(path.join(dir, 'ext.cnf'), `basicConstraints=CA:FALSE\nsubjectAltName=${san}\n`);
   run(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem',
     '-days', '2', '-extfile', 'ext.cnf']);
