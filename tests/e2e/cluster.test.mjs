@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { e2e, startPresd, stopAll, makeContext, makeDataDir, isAction, isExpired, sleep, httpRequest } from './harness.mjs';
+import { e2e, startPresd, stopAll, makeContext, makeDataDir, isAction, isExpired, sleep, metric } from './harness.mjs';
 import { startNats, stopAllNats } from './nats.mjs';
 import { startPostgres } from './postgres.mjs';
 
@@ -25,13 +25,6 @@ async function ws(node, user, label) {
   const c = await node.ws(tok[user], { label });
   clients.push(c);
   return c;
-}
-
-async function metric(node, name) {
-  const r = await httpRequest(node.port, 'GET', '/metrics');
-  const escaped = name.replace(/[{}]/g, (c) => `\\${c}`);
-  const m = new RegExp(`^${escaped} (\\S+)$`, 'm').exec(r.text);
-  return m ? Number(m[1]) : NaN;
 }
 
 // Publishes raw payloads on a subject with the NATS text protocol (what a misbehaving or

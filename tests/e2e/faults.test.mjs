@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { e2e, startPresd, stopAll, makeContext, makeDataDir, sleep, isAction, PRESD_BIN } from './harness.mjs';
+import { e2e, startPresd, stopAll, makeContext, makeDataDir, sleep, isAction, PRESD_BIN, metric } from './harness.mjs';
 import { makeTestCa, tlsFront, keyServer } from './tls_net.mjs';
 
 let tls;
@@ -31,12 +31,6 @@ async function waitFor(fn, what, timeoutMs = 15000, everyMs = 100) {
 }
 
 const alive = (s) => s.proc.exitCode === null && s.proc.signalCode === null;
-
-async function metric(server, name) {
-  const r = await server.http('GET', '/metrics');
-  const m = r.text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
-  return m ? Number(m[1]) : NaN;
-}
 
 // ---- peer instance down or slow -------------------------------------------------------------
 

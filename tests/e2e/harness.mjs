@@ -343,6 +343,15 @@ export function connectBus(port, token, { header = false, path: p = '/ws/bus', l
 // ---- fixtures ----------------------------------------------------------------------------------
 
 /** Creates a context owned by `owner` (creator too unless given) and grants members {idTag: role}. */
+// The value of one sample on a server's /metrics (name with its labels, e.g. `x{a="b"}`), or
+// NaN when absent.
+export async function metric(server, name) {
+  const r = await server.http('GET', '/metrics');
+  const escaped = name.replace(/[{}]/g, (c) => `\\${c}`);
+  const m = new RegExp(`^${escaped} (\\S+)$`, 'm').exec(r.text);
+  return m ? Number(m[1]) : NaN;
+}
+
 export function makeContext(server, owner, members = {}, { creator } = {}) {
   const args = ['context', 'create', '--owner', owner];
   if (creator) args.push('--creator', creator);
