@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { e2e, startPresd, stopAll, makeContext, makeDataDir, isAction, isExpired, sleep, metric } from './harness.mjs';
+import { e2e, startPresd, stopAll, makeContext, makeDataDir, isAction, isExpired, sleep, metric, waitFor } from './harness.mjs';
 import { startNats, stopAllNats } from './nats.mjs';
 import { startPostgres } from './postgres.mjs';
 
@@ -44,15 +44,6 @@ function natsPublish(port, subject, payloads) {
     });
     sock.on('error', reject);
   });
-}
-
-async function waitFor(what, pred, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await pred()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 // Every ACTION a client received, keyed by its data: a duplicate delivery shows up twice.

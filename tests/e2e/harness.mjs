@@ -343,6 +343,17 @@ export function connectBus(port, token, { header = false, path: p = '/ws/bus', l
 // ---- fixtures ----------------------------------------------------------------------------------
 
 /** Creates a context owned by `owner` (creator too unless given) and grants members {idTag: role}. */
+// Polls fn until it returns something truthy (returned), or throws after timeoutMs naming what.
+export async function waitFor(what, fn, timeoutMs = 20000, everyMs = 50) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
 // The value of one sample on a server's /metrics (name with its labels, e.g. `x{a="b"}`), or
 // NaN when absent.
 export async function metric(server, name) {
