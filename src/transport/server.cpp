@@ -36,13 +36,15 @@
 #include <cctype>
 #include <deque>
 #include <optional>
+#include <span>
+#include <utility>
 #include <system_error>
 #include <unordered_map>
 #include <vector>
 
 #include "common/error_code.h"
 #include "transport/detail_url.h"
-#include "transport/ws_close_screen.h"
+#include "transport/ws_codec.h"
 
 namespace presd::transport {
 namespace {
@@ -128,108 +130,25 @@ HttpRequest to_request(http::request<http::string_body>& req, const std::string&
   return r;
 }
 
-// Close codes an endpoint may send (RFC 6455 7.4.1 and the 3000-4999 private range).
-bool sendable_close_code(std::uint16_t code) {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
-}
-
-websocket::close_reason make_close_reason(std::uint16_t code, std::string_view reason) {
-  if (!sendable_close_code(code)) {
-    spdlog::warn("transport: close code {} cannot be sent, using 1011", code);
-    code = 1011;
-  }
-  websocket::close_reason cr(code);
-  // A close frame's payload is at most 125 bytes: 2 for the code, 123 for the reason.
-  if (reason.size() > cr.reason.max_size()) reason = reason.substr(0, cr.reason.max_size());
-  cr.reason.assign(reason.data(), reason.size());
-  return cr;
-}
-
-// The WebSocket's next layer: a tcp_stream with a better closing teardown. Beast 1.81's TCP
-// teardown (server role) drains at most one read after shutdown(send) before closing (it tests the
-// wrong byte count), so a peer that is still sending, typically the rest of an oversize message,
-// gets a RST that can destroy the close frame (1009, 1003...) before the peer reads it. This one
-// drains until EOF, bounded in time and bytes, then closes. Found by ADL from Beast's close paths.
-class WsTcpStream : public beast::tcp_stream {
- public:
-  explicit WsTcpStream(beast::tcp_stream&& s) : beast::tcp_stream(std::move(s)) {}
-
-  // Beast reads every frame through this: the bytes pass the close-frame screen first, so that
-  // close codes 5000+ are answered 1002 and a reason that is not UTF-8 1007 (ws_close_screen.h).
-  template <class MutableBuffers, class ReadHandler>
-  void async_read_some(const MutableBuffers& buffers, ReadHandler&& handler);
-
-  WsCloseScreen screen;
-};
-
-struct ScreenedReadOp {
-  WsTcpStream& stream;
-  asio::mutable_buffer out;
-  std::size_t restored = 0;
-  bool started = false;
-
-  template <class Self>
-  void operator()(Self& self, error_code ec = {}, std::size_t n = 0) {
-    auto* data = static_cast<std::uint8_t*>(out.data());
-    if (!started) {
-      started = true;
-      restored = stream.screen.restore({data, out.size()});
-      // Held bytes that did not fit go first: read nothing new this time.
-      const asio::mutable_buffer room = stream.screen.holding() ? asio::mutable_buffer{} : out + restored;
-      stream.beast::tcp_stream::async_read_some(room, std::move(self));
-      return;
-    }
-    if (ec) return self.complete(ec, 0);  // held bytes were an unfinished frame: the peer is gone
-    self.complete(ec, stream.screen.screen({data, restored + n}));
-  }
-};
-
-// Reads into the first buffer only (read_some may read less). The screen holds bytes only at a
-// frame boundary, where Beast has consumed its (circular) read buffer, which then rewinds: the
-// first buffer is its whole free space, so a held close frame always fits back.
-template <class MutableBuffers, class ReadHandler>
-void WsTcpStream::async_read_some(const MutableBuffers& buffers, ReadHandler&& handler) {
-  asio::async_compose<ReadHandler, void(error_code, std::size_t)>(
-      ScreenedReadOp{*this, *asio::buffer_sequence_begin(buffers)}, handler, *this);
-}
-
+// Only the teardown after a closing handshake reads this much more before closing the socket.
 constexpr std::chrono::milliseconds kTeardownTime{2000};
 constexpr std::size_t kTeardownMaxBytes = 4 << 20;
+// One read syscall fills at most this much; a connection yields to others after kReadBurst reads.
+constexpr std::size_t kReadScratchBytes = 64 * 1024;
+constexpr int kReadBurst = 16;
+// One gather write hands the kernel at most this many buffers (Asio's own cap is 64).
+constexpr std::size_t kWriteBuffers = 64;
 
-struct TeardownOp {
-  WsTcpStream& stream;
-  std::unique_ptr<std::array<char, 2048>> buf = std::make_unique<std::array<char, 2048>>();
-  std::size_t drained = 0;
-  bool started = false;
-
-  template <class Self>
-  void operator()(Self& self, error_code ec = {}, std::size_t n = 0) {
-    if (!started) {
-      started = true;
-      error_code ignored;
-      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      stream.expires_after(kTeardownTime);  // covers every read below
-      stream.beast::tcp_stream::async_read_some(asio::buffer(*buf), std::move(self));
-      return;
-    }
-    drained += n;
-    if (!ec && drained < kTeardownMaxBytes) {
-      stream.beast::tcp_stream::async_read_some(asio::buffer(*buf), std::move(self));
-      return;
-    }
-    stream.close();
-    self.complete(error_code{});  // eof, timeout or limit: the connection is finished either way
-  }
-};
-
-template <class TeardownHandler>
-void async_teardown(beast::role_type, WsTcpStream& stream, TeardownHandler&& handler) {
-  asio::async_compose<TeardownHandler, void(error_code)>(TeardownOp{stream}, handler, stream);
+// Every WebSocket's reads land here first (the reader keeps only an unfinished message), so an
+// idle connection holds no read buffer. One I/O thread, so one buffer.
+std::uint8_t* read_scratch() {
+  static thread_local std::unique_ptr<std::uint8_t[]> buf(new std::uint8_t[kReadScratchBytes]);
+  return buf.get();
 }
 
-inline void teardown(beast::role_type, WsTcpStream& stream, error_code& ec) {
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  stream.socket().close(ec);
+const std::shared_ptr<const std::string>& empty_payload() {
+  static const auto empty = std::make_shared<const std::string>();
+  return empty;
 }
 
 }  // namespace
@@ -263,7 +182,7 @@ class ConnGuard {
 
 struct Core : std::enable_shared_from_this<Core> {
   Core(asio::io_context& io_, ServerConfig cfg_, Handler& handler_)
-      : io(io_), cfg(std::move(cfg_)), handler(handler_), acceptor(io_), grace_timer(io_) {}
+      : io(io_), cfg(std::move(cfg_)), handler(handler_), acceptor(io_), grace_timer(io_), keep_alive_timer(io_) {}
 
   asio::io_context& io;
   const ServerConfig cfg;
@@ -280,6 +199,9 @@ struct Core : std::enable_shared_from_this<Core> {
   std::uint64_t next_id = 1;
   std::unordered_map<std::uint64_t, HttpSession*> http_sessions;
   std::unordered_map<std::uint64_t, WsSession*> ws_sessions;  // open WebSockets (after on_ws_open)
+  std::vector<std::shared_ptr<WsSession>> dirty;  // WebSockets with frames queued since the last flush
+  bool flush_posted = false;
+  asio::steady_timer keep_alive_timer;
   std::vector<std::function<void()>> on_drained;
   std::chrono::steady_clock::time_point last_refusal_log{};
 
@@ -289,6 +211,9 @@ struct Core : std::enable_shared_from_this<Core> {
   void connection_closed(const std::string& ip);
   void finish_shutdown();
   void force_close_all();
+  void flush_dirty();
+  void start_keep_alive();
+  void keep_alive_sweep();
 };
 
 void ConnGuard::release() {
@@ -305,229 +230,396 @@ using detail::Core;
 // WebSocket session
 // ---------------------------------------------------------------------------------------------
 
-class WsSession final : public WsConnection, public std::enable_shared_from_this<WsSession> {
+// After the opening handshake (Beast's) presd owns the framing: reads wait for readiness and land
+// in the shared scratch buffer (WsFrameReader keeps only an unfinished message); writes gather
+// every queued frame, the shared payload buffers and a header per frame, into as few sendmsg
+// calls as the kernel takes. Replies to a batch of pipelined frames go out together, and a
+// broadcast queued to many connections is flushed once per turn of the event loop
+// (Core::flush_dirty), so frames that arrive together leave together.
+class WsSession final : public WsConnection,
+                        private WsFrameSink,
+                        public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(std::shared_ptr<Core> core, beast::tcp_stream&& stream, std::uint64_t id, std::string ip,
-            ConnGuard guard)
-      : core_(std::move(core)), ws_(std::move(stream)), id_(id), ip_(std::move(ip)), guard_(std::move(guard)) {}
+  WsSession(std::shared_ptr<Core> core, tcp::socket socket, std::uint64_t id, std::string ip, ConnGuard guard);
+  ~WsSession() override;
 
-  ~WsSession() override {
-    if (registered_) core_->ws_sessions.erase(id_);
-  }
+  // The opening handshake (Beast), then start() on the bare socket.
+  static asio::awaitable<void> handshake(std::shared_ptr<Core> core, beast::tcp_stream stream, std::uint64_t id,
+                                         std::string ip, ConnGuard guard, http::request<http::string_body> req,
+                                         Handler::WsAccept accept);
 
-  static asio::awaitable<void> run(std::shared_ptr<WsSession> self, http::request<http::string_body> req,
-                                   Handler::WsAccept accept);
-
-  bool send(std::shared_ptr<const std::string> frame) override {
-    if (!open_ || pending_close_ || !frame) return false;
-    queued_bytes_ += frame->size();
-    queue_.push_back(std::move(frame));
-    if (queued_bytes_ > core_->cfg.max_ws_queue_bytes) {
-      spdlog::warn("transport: ws {} ({}) slow consumer: {} bytes queued, closing", id_, ip_, queued_bytes_);
-      // Drop everything not yet handed to the socket; the frame in flight must stay alive.
-      const std::size_t keep = writing_ ? 1 : 0;
-      while (queue_.size() > keep) {
-        queued_bytes_ -= queue_.back()->size();
-        queue_.pop_back();
-      }
-      close(1008, "slow consumer");
-      return false;
-    }
-    if (!writing_) do_write();
-    return true;
-  }
-
-  void close(std::uint16_t code, std::string reason) override {
-    if (!open_ || pending_close_) return;
-    spdlog::debug("transport: ws {} closing with {} {}", id_, code, reason);
-    pending_close_ = make_close_reason(code, reason);
-    arm_kill_timer();
-    if (!writing_) start_close();  // otherwise after the queued frames are written
-  }
-
+  bool send(std::shared_ptr<const std::string> frame) override;
+  void close(std::uint16_t code, std::string reason) override;
   std::uint64_t id() const override { return id_; }
   const std::string& remote_ip() const override { return ip_; }
 
-  // Closes the socket without a close handshake (grace expired, write failure, kill timer).
-  void force_close() {
-    error_code ec;
-    beast::get_lowest_layer(ws_).socket().close(ec);
-  }
+  // Closes the socket without a closing handshake (grace expired, dead peer, kill timer).
+  void force_close() { finish(); }
+  // Called by the keep-alive sweep: pings a connection silent for one interval, drops one silent
+  // for two. Returns false if the connection is to be dropped.
+  bool keep_alive(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration interval);
+  void flush();
+
+  bool flush_scheduled = false;  // in Core::dirty
 
  private:
-  void do_write() {
-    if (queue_.empty()) {
-      writing_ = false;
-      if (pending_close_ && !close_started_) start_close();
-      return;
-    }
-    writing_ = true;
-    const std::string& frame = *queue_.front();
-    ws_.async_write(asio::buffer(frame.data(), frame.size()),
-                    [self = shared_from_this()](error_code ec, std::size_t) {
-                      if (!self->queue_.empty()) {
-                        self->queued_bytes_ -= self->queue_.front()->size();
-                        self->queue_.pop_front();
-                      }
-                      if (ec) {
-                        spdlog::debug("transport: ws {} write failed: {}", self->id_, ec.message());
-                        self->writing_ = false;
-                        self->queue_.clear();
-                        self->queued_bytes_ = 0;
-                        self->force_close();  // ends the read loop
-                        return;
-                      }
-                      self->do_write();
-                    });
-  }
+  enum class State : std::uint8_t {
+    open,      // messages flow
+    closing,   // our close frame is queued or sent; waiting for the peer's
+    draining,  // handshake over: shutdown(send) done, reading to EOF before closing the socket
+    done,      // socket closed
+  };
+  struct Outgoing {
+    std::shared_ptr<const std::string> payload;  // shared by every recipient of a broadcast
+    WsFrameHeader header;
+  };
 
-  void start_close() {
-    close_started_ = true;
-    ws_.async_close(*pending_close_, [self = shared_from_this()](error_code ec) {
-      if (ec) spdlog::debug("transport: ws {} close: {}", self->id_, ec.message());
-    });
-  }
+  void start(Handler::WsAccept accept);
+  void arm_read();
+  void on_readable(error_code ec);
+  void enqueue(WsOpcode opcode, std::shared_ptr<const std::string> payload);
+  void schedule_flush();
+  void wait_writable();
+  void consume_written(std::size_t n);
+  void send_close(std::uint16_t code, std::string_view reason);
+  void begin_teardown();
+  void arm_kill_timer(std::chrono::steady_clock::duration after);
+  void finish();
 
-  // A close handshake waits for the peer (and for a write the peer may never drain); after this
-  // long the socket is closed regardless.
-  void arm_kill_timer() {
-    if (kill_timer_) return;
-    kill_timer_ = std::make_unique<asio::steady_timer>(ws_.get_executor());
-    kill_timer_->expires_after(std::max<std::chrono::steady_clock::duration>(core_->cfg.http_read_timeout,
-                                                                              std::chrono::seconds(1)));
-    kill_timer_->async_wait([self = shared_from_this()](error_code ec) {
-      if (ec) return;
-      spdlog::debug("transport: ws {} close handshake timed out", self->id_);
-      self->force_close();
-    });
-  }
-
-  void finish() {
-    open_ = false;
-    if (registered_) {
-      core_->ws_sessions.erase(id_);
-      registered_ = false;
-    }
-    if (kill_timer_) kill_timer_->cancel();
-    // A frame handed to an in-flight write stays alive until its completion handler runs.
-    while (queue_.size() > (writing_ ? 1u : 0u)) {
-      queued_bytes_ -= queue_.back()->size();
-      queue_.pop_back();
-    }
-    force_close();
-    buffer_ = beast::flat_buffer{};
-    guard_.release();
-  }
+  // WsFrameSink
+  void on_ws_text(std::string_view message) override;
+  void on_ws_ping(std::string_view payload) override;
+  void on_ws_pong() override {}
+  void on_ws_close(std::uint16_t code) override;
 
   std::shared_ptr<Core> core_;
-  websocket::stream<WsTcpStream> ws_;
-  beast::flat_buffer buffer_;
-  std::deque<std::shared_ptr<const std::string>> queue_;
-  std::size_t queued_bytes_ = 0;
+  tcp::socket socket_;
+  WsFrameReader reader_;
+  std::vector<Outgoing> queue_;  // [head_, end) not yet fully written
+  std::size_t head_ = 0;
+  std::size_t front_written_ = 0;  // bytes of queue_[head_] already written
+  std::size_t queued_bytes_ = 0;   // payload bytes in the queue
   std::uint64_t id_;
   std::string ip_;
   ConnGuard guard_;
-  std::optional<websocket::close_reason> pending_close_;
   std::unique_ptr<asio::steady_timer> kill_timer_;
-  bool open_ = false;  // between on_ws_open and on_ws_close
-  bool registered_ = false;
-  bool writing_ = false;
-  bool close_started_ = false;
+  std::chrono::steady_clock::time_point last_heard_;
+  std::size_t drained_ = 0;
+  State state_ = State::open;
+  bool open_ = false;        // between on_ws_open and on_ws_close
+  bool registered_ = false;  // in core_->ws_sessions
+  bool waiting_writable_ = false;
+  bool in_read_batch_ = false;  // replies are flushed when the batch ends
+  bool teardown_after_flush_ = false;
+  bool ping_outstanding_ = false;
 };
 
-asio::awaitable<void> WsSession::run(std::shared_ptr<WsSession> self, http::request<http::string_body> req,
-                                     Handler::WsAccept accept) {
-  Core& core = *self->core_;
-  auto& ws = self->ws_;
-  // The websocket stream has its own timers; the tcp_stream's must be off.
+WsSession::WsSession(std::shared_ptr<Core> core, tcp::socket socket, std::uint64_t id, std::string ip, ConnGuard guard)
+    : core_(std::move(core)),
+      socket_(std::move(socket)),
+      reader_(core_->cfg.max_ws_message_bytes),
+      id_(id),
+      ip_(std::move(ip)),
+      guard_(std::move(guard)),
+      last_heard_(std::chrono::steady_clock::now()) {}
+
+WsSession::~WsSession() {
+  if (registered_) core_->ws_sessions.erase(id_);
+}
+
+asio::awaitable<void> WsSession::handshake(std::shared_ptr<Core> core, beast::tcp_stream stream, std::uint64_t id,
+                                           std::string ip, ConnGuard guard, http::request<http::string_body> req,
+                                           Handler::WsAccept accept) {
+  websocket::stream<beast::tcp_stream> ws(std::move(stream));
   beast::get_lowest_layer(ws).expires_never();
-  ws.set_option(websocket::permessage_deflate{});  // all disabled: compression costs memory per connection
-  // Keep-alive mapping: Beast sends a ping after idle_timeout/2 without received data and drops
-  // the connection after idle_timeout. With idle_timeout = 2 * ws_ping_interval the server pings
-  // once every ws_ping_interval of silence and closes a peer that stays silent (no pong, nothing)
-  // for two intervals. handshake_timeout bounds the opening and the closing handshakes.
+  ws.set_option(websocket::permessage_deflate{});  // all disabled: no compression is negotiated
   websocket::stream_base::timeout to{};
-  to.handshake_timeout = core.cfg.http_read_timeout;
-  to.idle_timeout = core.cfg.ws_ping_interval.count() > 0
-                        ? std::chrono::steady_clock::duration(2 * core.cfg.ws_ping_interval)
-                        : websocket::stream_base::none();
-  to.keep_alive_pings = true;
+  to.handshake_timeout = core->cfg.http_read_timeout;
+  to.idle_timeout = websocket::stream_base::none();
+  to.keep_alive_pings = false;
   ws.set_option(to);
   ws.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(http::field::server, kServerName); }));
-  ws.read_message_max(core.cfg.max_ws_message_bytes);
-  ws.auto_fragment(false);
-  ws.text(true);
-
   if (auto [ec] = co_await ws.async_accept(req, use_tuple); ec) {
-    spdlog::debug("transport: ws {} ({}) handshake failed: {}", self->id_, self->ip_, ec.message());
-    self->finish();
-    co_return;
+    spdlog::debug("transport: ws {} ({}) handshake failed: {}", id, ip, ec.message());
+    co_return;  // the guard releases the connection
   }
-  req = {};
+  auto self = std::make_shared<WsSession>(core, beast::get_lowest_layer(ws).release_socket(), id, std::move(ip),
+                                          std::move(guard));
+  self->start(std::move(accept));
+}
 
+void WsSession::start(Handler::WsAccept accept) {
+  Core& core = *core_;
+  error_code ec;
+  socket_.non_blocking(true, ec);
+  if (ec) return finish();
+  if (accept.accept && core.stopping) accept = Handler::WsAccept{false, 1001, "going away", nullptr};
   if (!accept.accept) {
-    spdlog::debug("transport: ws {} ({}) refused: {} {}", self->id_, self->ip_, accept.close_code,
-                  accept.close_reason);
-    self->pending_close_ = make_close_reason(accept.close_code, accept.close_reason);
-    self->close_started_ = true;
-    self->arm_kill_timer();
-    auto [ec] = co_await ws.async_close(*self->pending_close_, use_tuple);
-    if (ec) spdlog::debug("transport: ws {} close: {}", self->id_, ec.message());
-    self->finish();
-    co_return;
+    spdlog::debug("transport: ws {} ({}) refused: {} {}", id_, ip_, accept.close_code, accept.close_reason);
+    send_close(accept.close_code, accept.close_reason);
+    arm_read();
+    return;
   }
-
-  self->open_ = true;
-  self->registered_ = true;
-  core.ws_sessions.emplace(self->id_, self.get());
-  spdlog::debug("transport: ws {} ({}) open", self->id_, self->ip_);
-  const std::shared_ptr<WsConnection> conn = self;
+  open_ = true;
+  registered_ = true;
+  core.ws_sessions.emplace(id_, this);
+  spdlog::debug("transport: ws {} ({}) open", id_, ip_);
   if (!core.destroyed) {
     try {
-      core.handler.on_ws_open(conn, std::move(accept.state));
+      core.handler.on_ws_open(shared_from_this(), std::move(accept.state));
     } catch (const std::exception& e) {
       spdlog::error("transport: on_ws_open threw: {}", e.what());
-      self->close(1011, "internal error");
+      close(1011, "internal error");
     }
   }
-  if (core.stopping) self->close(1001, "going away");
+  if (core.stopping) close(1001, "going away");
+  arm_read();
+}
 
-  for (;;) {
-    auto [ec, n] = co_await ws.async_read(self->buffer_, use_tuple);
+bool WsSession::send(std::shared_ptr<const std::string> frame) {
+  if (state_ != State::open || !open_ || !frame) return false;
+  if (queued_bytes_ + frame->size() > core_->cfg.max_ws_queue_bytes) {
+    spdlog::warn("transport: ws {} ({}) slow consumer: {} bytes queued, closing", id_, ip_,
+                 queued_bytes_ + frame->size());
+    // Drop what the peer has not started to receive; a partly written frame must be completed.
+    const std::size_t keep = head_ + (front_written_ > 0 ? 1 : 0);
+    for (std::size_t i = keep; i < queue_.size(); ++i) queued_bytes_ -= queue_[i].payload->size();
+    queue_.resize(std::max(keep, head_));
+    close(1008, "slow consumer");
+    return false;
+  }
+  enqueue(WsOpcode::text, std::move(frame));
+  return true;
+}
+
+void WsSession::close(std::uint16_t code, std::string reason) {
+  if (state_ != State::open) return;
+  spdlog::debug("transport: ws {} closing with {} {}", id_, code, reason);
+  send_close(code, reason);
+}
+
+// Our close frame: nothing is sent after it; the socket closes when the peer answers (or the
+// kill timer fires).
+void WsSession::send_close(std::uint16_t code, std::string_view reason) {
+  if (!sendable_close_code(code)) {
+    spdlog::warn("transport: close code {} cannot be sent, using 1011", code);
+    code = 1011;
+  }
+  enqueue(WsOpcode::close, std::make_shared<const std::string>(ws_close_payload(code, reason)));
+  state_ = State::closing;
+  arm_kill_timer(std::max<std::chrono::steady_clock::duration>(core_->cfg.http_read_timeout, std::chrono::seconds(1)));
+}
+
+void WsSession::enqueue(WsOpcode opcode, std::shared_ptr<const std::string> payload) {
+  const WsFrameHeader header = ws_frame_header(opcode, payload->size());
+  queued_bytes_ += payload->size();
+  queue_.push_back(Outgoing{std::move(payload), header});
+  if (!in_read_batch_) schedule_flush();
+}
+
+void WsSession::schedule_flush() {
+  if (flush_scheduled || waiting_writable_) return;
+  flush_scheduled = true;
+  core_->dirty.push_back(shared_from_this());
+  if (!core_->flush_posted) {
+    core_->flush_posted = true;
+    asio::post(core_->io, [core = core_] { core->flush_dirty(); });
+  }
+}
+
+void WsSession::flush() {
+  if (waiting_writable_ || state_ == State::done) return;
+  while (head_ < queue_.size()) {
+    std::array<asio::const_buffer, kWriteBuffers> bufs;
+    std::size_t count = 0, total = 0;
+    std::size_t skip = front_written_;
+    for (std::size_t i = head_; i < queue_.size() && count + 2 <= bufs.size(); ++i) {
+      const Outgoing& o = queue_[i];
+      if (skip < o.header.size) {
+        bufs[count++] = asio::buffer(o.header.bytes.data() + skip, o.header.size - skip);
+        total += o.header.size - skip;
+        skip = 0;
+      } else {
+        skip -= o.header.size;
+      }
+      if (o.payload->size() > skip) {
+        bufs[count++] = asio::buffer(o.payload->data() + skip, o.payload->size() - skip);
+        total += o.payload->size() - skip;
+      }
+      skip = 0;
+    }
+    error_code ec;
+    const std::size_t n = socket_.write_some(std::span<const asio::const_buffer>(bufs.data(), count), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return wait_writable();
     if (ec) {
-      if (ec == websocket::error::message_too_big)
-        spdlog::debug("transport: ws {} message over {} bytes, closed 1009", self->id_, core.cfg.max_ws_message_bytes);
-      else
-        spdlog::debug("transport: ws {} read ended: {}", self->id_, ec.message());
-      break;
+      spdlog::debug("transport: ws {} write failed: {}", id_, ec.message());
+      return finish();
     }
-    if (!ws.got_text()) {
-      self->buffer_.consume(self->buffer_.size());
-      self->close(1003, "binary messages are not supported");
-      continue;
+    consume_written(n);
+    if (n < total) return wait_writable();  // the socket buffer is full: the peer reads slowly
+  }
+  queue_.clear();
+  if (queue_.capacity() > 16) std::vector<Outgoing>().swap(queue_);
+  head_ = 0;
+  front_written_ = 0;
+  if (teardown_after_flush_) begin_teardown();
+}
+
+void WsSession::consume_written(std::size_t n) {
+  while (n > 0) {
+    Outgoing& o = queue_[head_];
+    const std::size_t left = o.header.size + o.payload->size() - front_written_;
+    if (n < left) {
+      front_written_ += n;
+      return;
     }
-    if (!self->pending_close_ && !core.destroyed) {
-      const auto data = self->buffer_.cdata();
-      const std::string_view text(static_cast<const char*>(data.data()), data.size());
-      try {
-        core.handler.on_ws_message(conn, text);
-      } catch (const std::exception& e) {
-        spdlog::error("transport: on_ws_message threw: {}", e.what());
-        self->close(1011, "internal error");
+    n -= left;
+    queued_bytes_ -= o.payload->size();
+    o.payload.reset();
+    ++head_;
+    front_written_ = 0;
+  }
+}
+
+void WsSession::wait_writable() {
+  waiting_writable_ = true;
+  socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](error_code ec) {
+    self->waiting_writable_ = false;
+    if (ec) return;  // the socket was closed: finish() has run
+    self->flush();
+  });
+}
+
+void WsSession::arm_read() {
+  socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) { self->on_readable(ec); });
+}
+
+void WsSession::on_readable(error_code ec) {
+  if (state_ == State::done) return;
+  if (ec) {
+    spdlog::debug("transport: ws {} wait failed: {}", id_, ec.message());
+    return finish();
+  }
+  std::uint8_t* buf = read_scratch();
+  in_read_batch_ = true;
+  for (int i = 0; i < kReadBurst && state_ != State::done; ++i) {
+    error_code rec;
+    const std::size_t n = socket_.read_some(asio::buffer(buf, kReadScratchBytes), rec);
+    if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+    if (rec) {
+      if (rec != asio::error::eof) spdlog::debug("transport: ws {} read ended: {}", id_, rec.message());
+      in_read_batch_ = false;
+      return finish();
+    }
+    last_heard_ = std::chrono::steady_clock::now();
+    ping_outstanding_ = false;
+    if (state_ == State::draining) {
+      drained_ += n;
+      if (drained_ > kTeardownMaxBytes) {
+        in_read_batch_ = false;
+        return finish();
+      }
+    } else if (!reader_.done()) {
+      reader_.feed({buf, n}, *this);
+      if (reader_.failed() && state_ != State::draining) {
+        const WsFailure& f = reader_.failure();
+        spdlog::debug("transport: ws {} ({}) failed: {} ({})", id_, ip_, f.reason, f.code);
+        if (state_ == State::open) {
+          enqueue(WsOpcode::close, std::make_shared<const std::string>(ws_close_payload(f.code, f.reason)));
+          state_ = State::closing;
+        }
+        // Failing the connection (RFC 6455 7.1.7): no waiting for the peer's close.
+        teardown_after_flush_ = true;
+        arm_kill_timer(kTeardownTime);
       }
     }
-    self->buffer_.consume(self->buffer_.size());
-    // An idle connection keeps no read buffer (~1.5 KiB each, bench/compare idle); a free and a
-    // malloc per message cost far less than the message's syscalls.
-    self->buffer_.shrink_to_fit();
+    if (n < kReadScratchBytes) break;  // the socket is empty: spare the EAGAIN read
   }
+  in_read_batch_ = false;
+  if (state_ == State::done) return;
+  flush();
+  if (state_ != State::done) arm_read();
+}
 
-  self->finish();
-  spdlog::debug("transport: ws {} ({}) closed", self->id_, self->ip_);
-  if (!core.destroyed) {
+void WsSession::on_ws_text(std::string_view message) {
+  Core& core = *core_;
+  if (state_ != State::open || !open_ || core.destroyed) return;  // closing: messages are ignored
+  try {
+    core.handler.on_ws_message(shared_from_this(), message);
+  } catch (const std::exception& e) {
+    spdlog::error("transport: on_ws_message threw: {}", e.what());
+    close(1011, "internal error");
+  }
+}
+
+void WsSession::on_ws_ping(std::string_view payload) {
+  if (state_ != State::open) return;  // nothing follows our close frame
+  enqueue(WsOpcode::pong, payload.empty() ? empty_payload() : std::make_shared<const std::string>(payload));
+}
+
+void WsSession::on_ws_close(std::uint16_t code) {
+  if (state_ == State::open) {
+    spdlog::debug("transport: ws {} peer closed with {}", id_, code);
+    // Echo the code (none if the peer sent none), then close TCP from this side.
+    enqueue(WsOpcode::close, code ? std::make_shared<const std::string>(ws_close_payload(code, {})) : empty_payload());
+    state_ = State::closing;
+  }
+  teardown_after_flush_ = true;
+  arm_kill_timer(kTeardownTime);
+}
+
+// The closing handshake is over (or the connection failed): stop sending, read what the peer
+// still sends until its EOF so that our close frame is not destroyed by a RST, then close.
+void WsSession::begin_teardown() {
+  if (state_ == State::draining || state_ == State::done) return;
+  state_ = State::draining;
+  teardown_after_flush_ = false;
+  error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) return finish();
+}
+
+void WsSession::arm_kill_timer(std::chrono::steady_clock::duration after) {
+  if (kill_timer_) return;
+  kill_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor(), after);
+  kill_timer_->async_wait([self = shared_from_this()](error_code ec) {
+    if (ec || self->state_ == State::done) return;
+    spdlog::debug("transport: ws {} close handshake timed out", self->id_);
+    self->finish();
+  });
+}
+
+bool WsSession::keep_alive(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration interval) {
+  if (state_ != State::open) return true;  // closing connections have their kill timer
+  const auto silent = now - last_heard_;
+  if (silent >= 2 * interval) return false;
+  if (silent >= interval && !ping_outstanding_) {
+    ping_outstanding_ = true;
+    enqueue(WsOpcode::ping, empty_payload());
+  }
+  return true;
+}
+
+void WsSession::finish() {
+  if (state_ == State::done) return;
+  state_ = State::done;
+  const bool was_open = open_;
+  open_ = false;
+  if (registered_) {
+    core_->ws_sessions.erase(id_);
+    registered_ = false;
+  }
+  if (kill_timer_) kill_timer_->cancel();
+  queue_.clear();
+  head_ = front_written_ = queued_bytes_ = 0;
+  error_code ec;
+  socket_.close(ec);  // pending waits complete with operation_aborted and drop their references
+  guard_.release();
+  spdlog::debug("transport: ws {} ({}) closed", id_, ip_);
+  if (was_open && !core_->destroyed) {
     try {
-      core.handler.on_ws_close(conn);
+      core_->handler.on_ws_close(shared_from_this());
     } catch (const std::exception& e) {
       spdlog::error("transport: on_ws_close threw: {}", e.what());
     }
@@ -711,12 +803,12 @@ asio::awaitable<void> HttpSession::upgrade(http::request<http::string_body> req)
       accept = Handler::WsAccept{false, 1011, "internal error", nullptr};
     }
   }
-  if (accept.accept && core.stopping) accept = Handler::WsAccept{false, 1001, "going away", nullptr};
   unregister();
   // The WebSocket runs in its own coroutine so that this session (and its buffer) is freed.
-  auto ws = std::make_shared<WsSession>(core_, std::move(stream_), id_, ip_, std::move(guard_));
-  asio::co_spawn(core.io, WsSession::run(std::move(ws), std::move(req), std::move(accept)),
-                 [](std::exception_ptr e) { log_exception(e, "websocket session"); });
+  asio::co_spawn(core.io,
+                 WsSession::handshake(core_, std::move(stream_), id_, ip_, std::move(guard_), std::move(req),
+                                      std::move(accept)),
+                 [](std::exception_ptr e) { log_exception(e, "websocket handshake"); });
   co_return;
 }
 
@@ -978,11 +1070,49 @@ void Core::finish_shutdown() {
   auto callbacks = std::move(on_drained);
   on_drained.clear();
   grace_timer.cancel();
+  keep_alive_timer.cancel();
   if (destroyed) return;
   spdlog::info("transport: shutdown complete ({} connections left)", connections.load());
   // Posted: connection_closed may run inside a session's teardown.
   for (auto& cb : callbacks)
     if (cb) asio::post(io, std::move(cb));
+}
+
+// One posted handler writes every connection that had frames queued since the last turn: a
+// broadcast to N connections costs N gather writes, however many frames each got meanwhile.
+void Core::flush_dirty() {
+  flush_posted = false;
+  auto batch = std::exchange(dirty, {});
+  for (auto& s : batch) {
+    s->flush_scheduled = false;
+    s->flush();
+  }
+  batch.clear();
+  if (dirty.empty()) dirty.swap(batch);  // keeps the capacity for the next turn
+}
+
+// Keep-alive for every WebSocket with one timer: a sweep every quarter interval pings the
+// connections silent for an interval and drops the ones silent for two (no pong, nothing).
+void Core::start_keep_alive() {
+  if (cfg.ws_ping_interval.count() <= 0) return;
+  keep_alive_timer.expires_after(std::max<std::chrono::steady_clock::duration>(cfg.ws_ping_interval / 4,
+                                                                                std::chrono::milliseconds(100)));
+  keep_alive_timer.async_wait([self = shared_from_this()](error_code ec) {
+    if (ec || self->destroyed) return;
+    self->keep_alive_sweep();
+    self->start_keep_alive();
+  });
+}
+
+void Core::keep_alive_sweep() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::shared_ptr<WsSession>> silent;
+  for (auto& [id, s] : ws_sessions)
+    if (!s->keep_alive(now, cfg.ws_ping_interval)) silent.push_back(s->shared_from_this());
+  for (auto& s : silent) {
+    spdlog::debug("transport: ws {} ({}) silent for two ping intervals, closing", s->id(), s->remote_ip());
+    s->force_close();
+  }
 }
 
 void Core::force_close_all() {
@@ -1042,6 +1172,7 @@ Server::~Server() {
   error_code ec;
   impl_->acceptor.close(ec);
   impl_->grace_timer.cancel();
+  impl_->keep_alive_timer.cancel();
 }
 
 void Server::start() {
@@ -1082,6 +1213,7 @@ void Server::start() {
   spdlog::debug("transport: listening on {}:{}", endpoint.address().to_string(), core.bound_port);
   std::shared_ptr<detail::Core> sp = impl_;
   asio::co_spawn(core.io, sp->accept_loop(), [](std::exception_ptr e) { log_exception(e, "accept loop"); });
+  sp->start_keep_alive();
 }
 
 std::uint16_t Server::port() const { return impl_->bound_port; }
