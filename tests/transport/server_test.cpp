@@ -606,6 +606,60 @@ TEST_F(ServerTest, ServerPingsIdleConnections) {
   EXPECT_FALSE(read_done);  // pinged, answered, still open
 }
 
+TEST_F(ServerTest, SilentPeerIsDroppedAfterTwoPingIntervals) {
+  ServerConfig cfg;
+  cfg.ws_ping_interval = 1s;
+  start(cfg);
+  auto ws = ws_connect();
+  handler_.wait_open(1);
+  // The client never reads, so it answers no ping: the keep-alive sweep must drop it.
+  const auto t0 = std::chrono::steady_clock::now();
+  handler_.wait_closed(1);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 1900ms);
+  EXPECT_LE(waited, 4000ms);
+  // What it was sent meanwhile: at least one ping, then the connection ends without a close frame.
+  int pings = 0;
+  ws->control_callback([&](websocket::frame_type kind, beast::string_view) {
+    if (kind == websocket::frame_type::ping) ++pings;
+  });
+  beast::flat_buffer b;
+  beast::error_code ec;
+  ws->read(b, ec);
+  EXPECT_TRUE(ec);
+  EXPECT_GE(pings, 1);
+}
+
+TEST_F(ServerTest, LargeQueueSurvivesPartialWritesIntactAndInOrder) {
+  ServerConfig cfg;
+  cfg.max_ws_queue_bytes = 64 << 20;
+  start(cfg);
+  auto ws = ws_connect();
+  auto conns = handler_.wait_open(1);
+  // ~12 MB in one burst, far more than the socket buffers take: the writer must stop at a full
+  // socket mid-frame and resume where it stopped, with shared and private payloads mixed.
+  std::vector<std::shared_ptr<const std::string>> sent;
+  for (int i = 0; i < 400; ++i) {
+    const std::size_t size = (i * 7919) % 65000 + (i % 5 == 0 ? 70000 : 1);
+    std::string payload(size, static_cast<char>('a' + i % 26));
+    payload.replace(0, std::min<std::size_t>(size, 6), std::to_string(100000 + i).substr(0, std::min<std::size_t>(size, 6)));
+    sent.push_back(std::make_shared<const std::string>(std::move(payload)));
+  }
+  const bool ok = on_io([&] {
+    for (const auto& f : sent)
+      if (!conns[0]->send(f)) return false;
+    return true;
+  });
+  ASSERT_TRUE(ok);
+  std::this_thread::sleep_for(200ms);  // let the socket fill up
+  beast::flat_buffer buf;
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    ws->read(buf);
+    ASSERT_EQ(beast::buffers_to_string(buf.data()), *sent[i]) << "frame " << i;
+    buf.consume(buf.size());
+  }
+}
+
 TEST_F(ServerTest, ShutdownClosesWebSocketsWith1001AndRunsDone) {
   start();
   auto ws = ws_connect();
