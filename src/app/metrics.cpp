@@ -33,6 +33,9 @@ Metrics::Metrics(const Hub& hub, std::function<std::size_t()> transport_connecti
   subscriptions_ = &prom::BuildGauge().Name("presd_subscriptions").Help("Context subscriptions over all connections").Register(r).Add({});
   presence_states_ = &prom::BuildGauge().Name("presd_presence_states").Help("Live presence states held in memory").Register(r).Add({});
   federation_queue_ = &prom::BuildGauge().Name("presd_federation_queue_depth").Help("PRES waiting to be sent to other instances").Register(r).Add({});
+  ws_frames_sent_ = &prom::BuildCounter().Name("presd_ws_frames_sent_total").Help("WebSocket frames written (data and control)").Register(r).Add({});
+  ws_write_calls_ = &prom::BuildCounter().Name("presd_ws_write_calls_total").Help("Gather writes to WebSocket sockets; frames_sent / write_calls = frames per syscall").Register(r).Add({});
+  ws_bytes_sent_ = &prom::BuildCounter().Name("presd_ws_bytes_sent_total").Help("Bytes written to WebSocket sockets").Register(r).Add({});
   auto& bus_messages = prom::BuildCounter().Name("presd_bus_messages_total").Help("Cluster bus messages sent to and received from other nodes").Register(r);
   bus_out_ = &bus_messages.Add({{"direction", "out"}});
   bus_in_ = &bus_messages.Add({{"direction", "in"}});
@@ -78,6 +81,18 @@ void Metrics::mirror_broker() {
   last_broker_ = now;
 }
 
+void Metrics::mirror_transport() {
+  if (!transport_stats_) return;
+  const transport::TransportStats now = transport_stats_();
+  auto advance = [](prom::Counter* c, std::uint64_t cur, std::uint64_t last) {
+    if (cur > last) c->Increment(static_cast<double>(cur - last));
+  };
+  advance(ws_frames_sent_, now.ws_frames_sent, last_transport_.ws_frames_sent);
+  advance(ws_write_calls_, now.ws_write_calls, last_transport_.ws_write_calls);
+  advance(ws_bytes_sent_, now.ws_bytes_sent, last_transport_.ws_bytes_sent);
+  last_transport_ = now;
+}
+
 std::string Metrics::scrape() {
   const HubStats s = hub_.stats();
   connections_->Set(static_cast<double>(transport_connections_()));
@@ -86,6 +101,7 @@ std::string Metrics::scrape() {
   presence_states_->Set(static_cast<double>(s.presence_states));
   federation_queue_->Set(static_cast<double>(federation_queued_()));
   mirror_broker();
+  mirror_transport();
   return prom::TextSerializer().Serialize(registry_->Collect());
 }
 

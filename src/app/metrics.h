@@ -9,6 +9,7 @@
 #include <string>
 
 #include "hub/hub.h"
+#include "transport/server.h"
 
 namespace prometheus {
 class Registry;
@@ -37,6 +38,8 @@ class Metrics final : public HubObserver {
   void on_bus_rejected(ErrorCode code) override;
   // The cluster bus whose counters are exported (read at scrape time); nullptr to detach.
   void set_broker(const Broker* broker) { broker_ = broker; }
+  // The transport whose WebSocket write counters are exported (read at scrape time).
+  void set_transport_stats(std::function<transport::TransportStats()> read) { transport_stats_ = std::move(read); }
 
   std::string scrape();
 
@@ -58,6 +61,12 @@ class Metrics final : public HubObserver {
   prometheus::Gauge* federation_queue_;
   // Cluster bus: counters mirror BrokerStats (advanced by the difference at each scrape).
   void mirror_broker();
+  void mirror_transport();
+  std::function<transport::TransportStats()> transport_stats_;
+  transport::TransportStats last_transport_;
+  prometheus::Counter* ws_frames_sent_;
+  prometheus::Counter* ws_write_calls_;
+  prometheus::Counter* ws_bytes_sent_;
   const Broker* broker_ = nullptr;
   BrokerStats last_broker_;
   prometheus::Counter* bus_out_;

@@ -109,6 +109,7 @@ int run(ServeOptions& o) {
   Metrics metrics(hub, [&server] { return server.connection_count(); },
                   [&federation] { return federation.outbox_queued(); });
   hub.set_observer(&metrics);
+  metrics.set_transport_stats([&server] { return server.stats(); });
   api.set_metrics([&metrics] { return metrics.scrape(); });
   // Bus messages arrive on libnats threads; only the hub's (I/O) thread touches the hub.
   std::unique_ptr<Broker> broker = make_broker(o.cluster, [&io](Broker::Task t) { net::post(io, std::move(t)); });

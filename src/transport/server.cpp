@@ -194,6 +194,11 @@ struct Core : std::enable_shared_from_this<Core> {
   bool stopping = false;
   bool destroyed = false;  // the Server object is gone: no more handler callbacks
   std::atomic<std::size_t> connections{0};
+  // Written by the I/O thread only (load + store, no locked add), read by stats() anywhere.
+  std::atomic<std::uint64_t> ws_frames_sent{0}, ws_write_calls{0}, ws_bytes_sent{0};
+  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   std::unordered_map<std::string, std::size_t> connections_per_ip;
   std::size_t refusing = 0;  // refused connections still being answered (not in `connections`)
   std::uint64_t next_id = 1;
@@ -456,6 +461,8 @@ void WsSession::flush() {
       spdlog::debug("transport: ws {} write failed: {}", id_, ec.message());
       return finish();
     }
+    Core::add(core_->ws_write_calls, 1);
+    Core::add(core_->ws_bytes_sent, n);
     consume_written(n);
     if (n < total) return wait_writable();  // the socket buffer is full: the peer reads slowly
   }
@@ -475,6 +482,7 @@ void WsSession::consume_written(std::size_t n) {
       return;
     }
     n -= left;
+    Core::add(core_->ws_frames_sent, 1);
     queued_bytes_ -= o.payload->size();
     o.payload.reset();
     ++head_;
@@ -1224,5 +1232,10 @@ void Server::shutdown(std::chrono::milliseconds grace, std::function<void()> don
 }
 
 std::size_t Server::connection_count() const { return impl_->connections.load(); }
+
+TransportStats Server::stats() const {
+  return {impl_->ws_frames_sent.load(std::memory_order_relaxed), impl_->ws_write_calls.load(std::memory_order_relaxed),
+          impl_->ws_bytes_sent.load(std::memory_order_relaxed)};
+}
 
 }  // namespace presd::transport

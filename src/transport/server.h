@@ -28,6 +28,13 @@ struct ServerConfig {
   std::size_t max_connections_per_ip = 1024;     // 429 too_many_connections beyond; 0 = no cap
 };
 
+// WebSocket write counters: frames_sent / write_calls is how many frames one gather write carries.
+struct TransportStats {
+  std::uint64_t ws_frames_sent = 0;
+  std::uint64_t ws_write_calls = 0;
+  std::uint64_t ws_bytes_sent = 0;
+};
+
 class Server {
  public:
   Server(boost::asio::io_context& io, ServerConfig config, Handler& handler);
@@ -43,6 +50,7 @@ class Server {
   // `grace`, whichever is first.
   void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
   std::size_t connection_count() const;
+  TransportStats stats() const;  // any thread
 
  private:
   struct Impl;

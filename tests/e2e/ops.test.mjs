@@ -42,6 +42,11 @@ e2e('/metrics counts accepted, rejected by code, verify time, deliveries and con
   assert.equal(metric(m, 'presd_es384_verify_seconds_count'), 1);  // the replay never reached ES384
   assert.ok(metric(m, 'presd_es384_verify_seconds_sum') > 0);
   assert.equal(metric(m, 'presd_frames_delivered_total'), 1);
+  const frames = metric(m, 'presd_ws_frames_sent_total');
+  assert.ok(frames >= 2, `frames sent: ${frames}`);  // bob's subscribe ack and the ACTION at least
+  const writes = metric(m, 'presd_ws_write_calls_total');
+  assert.ok(writes >= 1 && writes <= frames, `${writes} writes for ${frames} frames`);
+  assert.ok(metric(m, 'presd_ws_bytes_sent_total') > 100);
   assert.equal(metric(m, 'presd_presence_states'), 1);
   assert.ok(metric(m, 'presd_connections') >= 1);
   bob.close();
