@@ -714,6 +714,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                                               unsigned version);
   asio::awaitable<void> linger_close();
   asio::awaitable<void> upgrade(http::request<http::string_body> req);
+  // Writes the answers held back for a pipelined batch; false if the write failed.
+  asio::awaitable<bool> flush_answers();
   friend class RequestDeadline;
 
   std::shared_ptr<Core> core_;
@@ -723,9 +725,85 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::string ip_;
   ConnGuard guard_;
   std::shared_ptr<ResponseSlot> slot_;
+  std::string answers_;  // serialized responses not yet written (pipelined requests)
   bool idle_ = false;
   bool registered_ = true;
 };
+
+// Answers of pipelined requests are written together up to this many bytes.
+constexpr std::size_t kMaxHeldAnswers = 64 * 1024;
+
+}  // namespace
+
+namespace detail {
+// True if `b` starts with a whole request (header, and a Content-Length body if any): reading it
+// cannot wait on the client, so the answers before it may wait for its answer and go out in the
+// same write. Anything unusual (chunked, a malformed length) says no: the answers go out first.
+bool holds_whole_request(std::string_view b) {
+  const auto end = b.find("\r\n\r\n");
+  if (end == std::string_view::npos) return false;
+  std::size_t body = 0;
+  std::string_view head = b.substr(0, end + 2);
+  for (auto eol = head.find("\r\n"); eol != std::string_view::npos; eol = head.find("\r\n")) {
+    const std::string_view line = head.substr(0, eol);
+    head.remove_prefix(eol + 2);
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    const std::string_view name = line.substr(0, colon);
+    if (beast::iequals(name, "transfer-encoding")) return false;
+    if (!beast::iequals(name, "content-length")) continue;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (value.empty() || value.size() > 9) return false;
+    body = 0;
+    for (char c : value) {
+      if (c < '0' || c > '9') return false;
+      body = body * 10 + static_cast<std::size_t>(c - '0');
+    }
+  }
+  return b.size() >= end + 4 + body;
+}
+}  // namespace detail
+
+namespace {
+using detail::holds_whole_request;
+
+// The response as HTTP/1.x bytes, appended to `out` (what Beast's serializer would write).
+void append_response(std::string& out, const HttpResponse& r, unsigned status, unsigned version, bool keep_alive) {
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += http::obsolete_reason(static_cast<http::status>(status));
+  out += "\r\nServer: ";
+  out += kServerName;
+  if (!r.content_type.empty()) {
+    out += "\r\nContent-Type: ";
+    out += r.content_type;
+  }
+  for (const auto& [name, value] : r.headers) {
+    if (name.empty() || name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos ||
+        beast::iequals(name, "content-length") || beast::iequals(name, "connection")) {
+      spdlog::warn("transport: dropped an invalid response header");
+      continue;
+    }
+    out += "\r\n";
+    out += name;
+    out += ": ";
+    out += value;
+  }
+  const bool no_body = status < 200 || status == 204 || status == 304;
+  if (!no_body) {
+    out += "\r\nContent-Length: ";
+    out += std::to_string(r.body.size());
+  }
+  if (!keep_alive)
+    out += "\r\nConnection: close";
+  else if (version == 10)
+    out += "\r\nConnection: keep-alive";
+  out += "\r\n\r\n";
+  if (!no_body) out += r.body;
+}
 
 // Bounds the read of one request: on expiry it cancels the pending read (the socket stays open
 // for the 408 answer). Cancelled when the request is read.
@@ -778,8 +856,22 @@ asio::awaitable<void> HttpSession::linger_close() {
   stream_.close();
 }
 
+asio::awaitable<bool> HttpSession::flush_answers() {
+  if (answers_.empty()) co_return true;
+  stream_.expires_after(core_->cfg.http_read_timeout);
+  auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(answers_), use_tuple);
+  answers_.clear();
+  if (answers_.capacity() > kMaxHeldAnswers) std::string().swap(answers_);
+  if (ec) spdlog::debug("transport: http {} ({}) write failed: {}", id_, ip_, ec.message());
+  co_return !ec;
+}
+
 asio::awaitable<void> HttpSession::write_error_and_close(http::status status, std::string_view code,
                                                          std::string message, unsigned version) {
+  if (!co_await flush_answers()) {
+    stream_.close();
+    co_return;
+  }
   http::response<http::string_body> res{status, version ? version : 11};
   res.set(http::field::server, kServerName);
   res.set(http::field::content_type, "application/json");
@@ -906,6 +998,7 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
 
     http::request<http::string_body> req = parser.release();
     if (websocket::is_upgrade(req)) {
+      if (!co_await self->flush_answers()) break;
       co_await self->upgrade(std::move(req));
       co_return;
     }
@@ -934,35 +1027,25 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
       }
     }  // our copies of the responder are gone; a dropped responder answers 500
     if (!slot->response) {
-      slot->timer.expires_at(std::chrono::steady_clock::time_point::max());
-      co_await slot->timer.async_wait(use_tuple);
+      // Answered later (a signature check): what is held for earlier requests goes out now.
+      if (!co_await self->flush_answers()) break;
+      if (!slot->response) {  // the answer may have come while that write was under way
+        slot->timer.expires_at(std::chrono::steady_clock::time_point::max());
+        co_await slot->timer.async_wait(use_tuple);
+      }
     }
     self->slot_.reset();
     if (!slot->response) break;  // force-closed while waiting
 
-    HttpResponse& out = *slot->response;
+    const HttpResponse& out = *slot->response;
     const unsigned status = out.status >= 100 && out.status <= 999 ? static_cast<unsigned>(out.status) : 500u;
-    http::response<http::string_body> res{static_cast<http::status>(status), version};
-    res.set(http::field::server, kServerName);
-    if (!out.content_type.empty()) res.set(http::field::content_type, out.content_type);
-    for (const auto& [name, value] : out.headers) {
-      if (name.empty() || name.find_first_of("\r\n:") != std::string::npos ||
-          value.find_first_of("\r\n") != std::string::npos) {
-        spdlog::warn("transport: dropped an invalid response header");
-        continue;
-      }
-      res.set(name, value);
-    }
-    res.body() = std::move(out.body);
     const bool keep_alive = client_keep_alive && !core.stopping;
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    stream.expires_after(cfg.http_read_timeout);
-    auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
-    if (wec) {
-      spdlog::debug("transport: http {} ({}) write failed: {}", self->id_, self->ip_, wec.message());
-      break;
-    }
+    append_response(self->answers_, out, status, version, keep_alive);
+    // Pipelined requests already here are answered first; all their answers share one write.
+    const auto pending = buffer.cdata();
+    const bool batch = keep_alive && self->answers_.size() < kMaxHeldAnswers &&
+                       holds_whole_request({static_cast<const char*>(pending.data()), pending.size()});
+    if (!batch && !co_await self->flush_answers()) break;
     if (!keep_alive) {
       error_code sec;
       stream.socket().shutdown(tcp::socket::shutdown_send, sec);
@@ -971,6 +1054,7 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
     // Keep an idle keep-alive connection small.
     if (buffer.size() == 0 && buffer.capacity() > 4096) buffer.shrink_to_fit();
   }
+  co_await self->flush_answers();  // a loop that ended mid-batch still owes those answers
   stream.close();
 }
 

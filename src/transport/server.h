@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "transport/http_types.h"
 
@@ -34,6 +35,11 @@ struct TransportStats {
   std::uint64_t ws_write_calls = 0;
   std::uint64_t ws_bytes_sent = 0;
 };
+
+namespace detail {
+// True if `b` starts with a whole HTTP request that can be parsed without reading more (server.cpp).
+bool holds_whole_request(std::string_view b);
+}  // namespace detail
 
 class Server {
  public:

@@ -151,7 +151,7 @@ class Watchdog {
 
 class ServerTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { spdlog::set_level(spdlog::level::warn); }
+  static void SetUpTestSuite() { spdlog::set_level(getenv("TDEBUG") ? spdlog::level::debug : spdlog::level::warn); }
 
   void start(ServerConfig cfg = {}) {
     cfg.bind_address = "127.0.0.1";
@@ -272,6 +272,46 @@ TEST_F(ServerTest, HttpGetAndPostOnOneKeepAliveConnection) {
   EXPECT_EQ(res2.body(),
             R"(method=POST|target=/echo|path=/echo|query=|q=|host=[::1]|auth=|ct=application/json|ip=127.0.0.1|body={"hello":1})");
   EXPECT_EQ(server_->connection_count(), 1u);
+}
+
+TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrderWithAsyncAnswersBetween) {
+  start();
+  auto s = http_connect();
+  // One write: two sync answers, an async one (answered on a later turn), a POST with a body,
+  // a chunked one (never batched), and the last with Connection: close.
+  const std::string requests =
+      "GET /one HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /two HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /three HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+      "POST /four HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+      "GET /five HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  asio::write(s.socket(), asio::buffer(requests));
+  beast::flat_buffer buf;
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 6; ++i) {
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    EXPECT_EQ(res.keep_alive(), i < 5) << i;
+    if (res.result_int() == 200) EXPECT_EQ(res["X-Test"], "yes");
+    bodies.push_back(res.body().substr(0, res.body().find('|')) + "|" + std::to_string(res.result_int()));
+  }
+  EXPECT_EQ(bodies, (std::vector<std::string>{"method=GET|200", "method=GET|200", "later|202", "method=POST|200",
+                                              "method=POST|200", "method=GET|200"}));
+  beast::error_code ec;
+  http::response<http::string_body> extra;
+  http::read(s, buf, extra, ec);
+  EXPECT_EQ(ec, http::error::end_of_stream);
+}
+
+TEST(HoldsWholeRequest, OnlyWhenNothingMoreMustBeRead) {
+  EXPECT_TRUE(detail::holds_whole_request("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_FALSE(detail::holds_whole_request("GET / HTTP/1.1\r\nHost: x\r\n"));
+  EXPECT_TRUE(detail::holds_whole_request("POST / HTTP/1.1\r\ncontent-LENGTH:  3 \r\n\r\nabcGET"));
+  EXPECT_FALSE(detail::holds_whole_request("POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nabc"));
+  EXPECT_FALSE(detail::holds_whole_request("POST / HTTP/1.1\r\nContent-Length: 3x\r\n\r\nabc"));
+  EXPECT_FALSE(detail::holds_whole_request("POST / HTTP/1.1\r\nContent-Length: 9999999999\r\n\r\n"));
+  EXPECT_FALSE(detail::holds_whole_request("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
 }
 
 TEST_F(ServerTest, DeferredAndDroppedResponders) {
