@@ -22,6 +22,11 @@ class Sink final : public presd::transport::WsConnection {
     std::string f = *frame;
     // Deliveries carry the hub's random frame-id prefix ("<12 hex>-<n>"): compared without it.
     if (f.starts_with("{\"id\":\"") && f.size() > 19 && f[19] == '-') f.replace(7, 12, "<prefix>");
+    // The ack of a server-signed PRES carries the new token: ECDSA signatures differ per signing.
+    if (auto at = f.find("\"token\":\""); at != std::string::npos) {
+      const auto from = at + 9, to = f.find('"', from);
+      if (to != std::string::npos) f.replace(from, to - from, "<token>");
+    }
     frames.push_back(std::move(f));
     return true;
   }

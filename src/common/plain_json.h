@@ -18,6 +18,10 @@
 #include <string>
 #include <string_view>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace presd::plain_json {
 
 inline constexpr int kMaxDepth = 8;
@@ -46,8 +50,22 @@ class Scanner {
   bool string(std::string_view& out) {
     if (!peek('"')) return false;
     const char* start = ++p_;
-    // Eight bytes at a time while none is special (a quote, a backslash, a control or non-ASCII
-    // byte): the token inside a frame is ~600 such bytes.
+    // Sixteen (SSE2) or eight bytes at a time while none is special (a quote, a backslash, a
+    // control or non-ASCII byte): the token inside a frame is ~600 such bytes.
+#if defined(__SSE2__)
+    while (end_ - p_ >= 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
+      // Signed compare: bytes 0x80..0xff are negative, so "below 0x20" catches them too.
+      const __m128i special =
+          _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                       _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))));
+      if (const int mask = _mm_movemask_epi8(special)) {
+        p_ += __builtin_ctz(static_cast<unsigned>(mask));  // the byte loop below judges it
+        break;
+      }
+      p_ += 16;
+    }
+#endif
     while (end_ - p_ >= 8) {
       std::uint64_t v;
       std::memcpy(&v, p_, 8);

@@ -210,9 +210,10 @@ void Hub::submit_token(std::string compact, Done done, Origin origin, std::optio
 }
 
 Result<std::shared_ptr<PresToken>> Hub::admit_token(std::string_view compact) {
-  auto parsed = parse_pres_token(compact, config_.token_limits);
+  auto parsed = parse_pres_token_lean(compact, config_.token_limits);
   if (!parsed) return rejected(parsed.error());
   if (auto adm = admit(parsed->claims, &parsed->signature); !adm) return rejected(adm.error());
+  parsed->compact = std::string(compact);  // kept: copied only now
   return std::make_shared<PresToken>(std::move(parsed.value()));
 }
 

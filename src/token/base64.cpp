@@ -51,18 +51,18 @@ std::string encode(std::string_view in, const char* alphabet, bool pad) {
 // byte string has exactly one accepted encoding (no signature malleability through encoding).
 // Four characters to three bytes at a time, into a buffer sized once: a PRES payload is ~450
 // characters and is decoded for every token received.
-std::optional<std::string> decode_unpadded(std::string_view in, const std::array<std::int8_t, 256>& table) {
+bool decode_unpadded(std::string_view in, const std::array<std::int8_t, 256>& table, std::string& out) {
   const std::size_t n = in.size();
   const std::size_t rest = n % 4;
-  if (rest == 1) return std::nullopt;
-  std::string out(n / 4 * 3 + (rest ? rest - 1 : 0), '\0');
+  if (rest == 1) return false;
+  out.resize(n / 4 * 3 + (rest ? rest - 1 : 0));
   const auto* s = reinterpret_cast<const unsigned char*>(in.data());
   char* o = out.data();
   auto v = [&](std::size_t k) { return static_cast<int>(table[s[k]]); };  // -1: not in the alphabet
   std::size_t i = 0;
   for (; i + 4 <= n; i += 4) {
     const int a = v(i), b = v(i + 1), c = v(i + 2), d = v(i + 3);
-    if ((a | b | c | d) < 0) return std::nullopt;
+    if ((a | b | c | d) < 0) return false;
     const std::uint32_t w = static_cast<std::uint32_t>(a << 18 | b << 12 | c << 6 | d);
     *o++ = static_cast<char>(w >> 16);
     *o++ = static_cast<char>((w >> 8) & 0xFF);
@@ -70,15 +70,21 @@ std::optional<std::string> decode_unpadded(std::string_view in, const std::array
   }
   if (rest == 2) {
     const int a = v(i), b = v(i + 1);
-    if ((a | b) < 0 || (b & 0x0F) != 0) return std::nullopt;  // 12 bits: the last 4 must be 0
+    if ((a | b) < 0 || (b & 0x0F) != 0) return false;  // 12 bits: the last 4 must be 0
     *o++ = static_cast<char>(a << 2 | b >> 4);
   } else if (rest == 3) {
     const int a = v(i), b = v(i + 1), c = v(i + 2);
-    if ((a | b | c) < 0 || (c & 0x03) != 0) return std::nullopt;  // 18 bits: the last 2 must be 0
+    if ((a | b | c) < 0 || (c & 0x03) != 0) return false;  // 18 bits: the last 2 must be 0
     const std::uint32_t w = static_cast<std::uint32_t>(a << 18 | b << 12 | c << 6);
     *o++ = static_cast<char>(w >> 16);
     *o++ = static_cast<char>((w >> 8) & 0xFF);
   }
+  return true;
+}
+
+std::optional<std::string> decode_unpadded(std::string_view in, const std::array<std::int8_t, 256>& table) {
+  std::string out;
+  if (!decode_unpadded(in, table, out)) return std::nullopt;
   return out;
 }
 
@@ -89,6 +95,8 @@ std::string encode_url(std::string_view bytes) { return encode(bytes, kUrlAlphab
 std::optional<std::string> decode_url_strict(std::string_view text) {
   return decode_unpadded(text, kUrlTable);
 }
+
+bool decode_url_strict_into(std::string_view text, std::string& out) { return decode_unpadded(text, kUrlTable, out); }
 
 std::string encode_std(std::string_view bytes) { return encode(bytes, kStdAlphabet, true); }
 

@@ -246,7 +246,7 @@ bool read_plain_claims(std::string_view payload, ReadClaims& r) {
 
 Status validate_pres_claims(const PresClaims& c, const TokenLimits& limits) { return validate_claims(c, limits, false); }
 
-Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& limits) {
+Result<PresToken> parse_pres_token_lean(std::string_view compact, const TokenLimits& limits) {
   if (compact.size() > limits.max_token_bytes)
     return bad(ErrorCode::token_too_large, "token is longer than " + std::to_string(limits.max_token_bytes) + " bytes");
   const auto parts = split_compact_jws(compact);
@@ -254,18 +254,21 @@ Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& 
 
   if (Status s = check_header(parts->header); !s) return s.error();
 
-  auto payload = b64::decode_url_strict(parts->payload);
-  if (!payload) return bad(ErrorCode::token_bad_base64, "payload is not strict base64url");
-  auto signature = b64::decode_url_strict(parts->signature);
-  if (!signature) return bad(ErrorCode::token_bad_base64, "signature is not strict base64url");
-  if (signature->size() != kEs384SignatureBytes)
+  // The payload is only read here: decoded into a buffer this thread reuses.
+  thread_local std::string payload;
+  if (!b64::decode_url_strict_into(parts->payload, payload))
+    return bad(ErrorCode::token_bad_base64, "payload is not strict base64url");
+  PresToken token;
+  if (!b64::decode_url_strict_into(parts->signature, token.signature))
+    return bad(ErrorCode::token_bad_base64, "signature is not strict base64url");
+  if (token.signature.size() != kEs384SignatureBytes)
     return bad(ErrorCode::token_malformed, "an ES384 signature is 96 bytes (raw r||s)");
 
   ReadClaims r;
-  const bool plain = fast_path::enabled() && read_plain_claims(*payload, r);
+  const bool plain = fast_path::enabled() && read_plain_claims(payload, r);
   if (!plain) {
     r = ReadClaims{};
-    if (Status s = read_claims(*payload, r); !s) return s.error();
+    if (Status s = read_claims(payload, r); !s) return s.error();
   }
   if (!r.has_iss) return bad(ErrorCode::token_missing_claim, "iss is required");
   if (!r.has_k) return bad(ErrorCode::token_missing_claim, "k is required");
@@ -274,11 +277,14 @@ Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& 
   if (!r.has_iat) return bad(ErrorCode::token_missing_claim, "iat is required");
   if (Status s = validate_claims(r.c, limits, plain); !s) return s.error();
 
-  PresToken token;
   token.claims = std::move(r.c);
-  token.compact = std::string(compact);
   token.signing_input_len = parts->signing_input.size();
-  token.signature = std::move(*signature);
+  return token;
+}
+
+Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& limits) {
+  auto token = parse_pres_token_lean(compact, limits);
+  if (token) token->compact = std::string(compact);
   return token;
 }
 
