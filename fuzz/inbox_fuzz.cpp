@@ -1,11 +1,13 @@
 // POST /api/inbox bodies from peers, against a real hub: the body parser, then the peer path of
 // the admission pipeline (context owner, the owner's relay proof, remote key lookup, ES384).
-// Every body must end in exactly one answer, as the HTTP handler promises its client.
+// Every body must end in exactly one answer, as the HTTP handler promises its client, and the
+// body parser's fast path (plain JSON) must read what the general path reads.
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <string_view>
 
+#include "common/fast_path.h"
 #include "federation/inbox_body.h"
 #include "hub/hub.h"
 #include "store/sqlite_store.h"
@@ -58,8 +60,17 @@ struct World {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static World w;
-  auto body = presd::parse_inbox_body(std::string_view(reinterpret_cast<const char*>(data), size));
-  if (!body) return 0;
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  auto body = presd::parse_inbox_body(text);
+  presd::fast_path::set_enabled(false);
+  auto general = presd::parse_inbox_body(text);
+  presd::fast_path::set_enabled(true);
+  if (body.ok() != general.ok()) std::abort();  // the fast path answered differently
+  if (!body) {
+    if (body.error().message != general.error().message) std::abort();
+    return 0;
+  }
+  if (body->token != general->token || body->relay != general->relay) std::abort();
   int answers = 0;
   w.hub->submit_token(std::move(body->token), [&answers](presd::Result<presd::Accepted>) { ++answers; },
                       presd::Origin::peer, std::move(body->relay));

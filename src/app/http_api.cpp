@@ -142,10 +142,16 @@ void HttpApi::handle_actions(const HttpRequest& req, Responder respond) {
 void HttpApi::handle_inbox(const HttpRequest& req, Responder respond) {
   auto body = parse_inbox_body(req.body);
   if (!body) return respond(error_response(body.error()));
-  const std::string ip = req.remote_ip;
+  const std::string& ip = req.remote_ip;
   if (std::int64_t left = bad_signature_bans_.banned_for(ip, clock_.now_ms()); left > 0)
     return respond(error_response(Error(ErrorCode::rate_limited, ip + " is banned after repeated bad signatures", left)));
-  hub_.submit_token(std::move(body->token), [this, ip, respond = std::move(respond)](Result<Accepted> r) {
+  // The cheap checks answer at once; only an admitted token needs the callback.
+  auto token = hub_.admit_token(body->token);
+  if (!token) {
+    spdlog::debug("inbox from {} refused: {}", ip, to_string(token.code()));
+    return respond(error_response(token.error()));
+  }
+  hub_.submit_admitted(std::move(token).value(), [this, ip, respond = std::move(respond)](Result<Accepted> r) {
     if (!r) {
       spdlog::debug("inbox from {} refused: {}", ip, to_string(r.code()));
       if (r.code() == ErrorCode::token_bad_signature && bad_signature_bans_.strike(ip, clock_.now_ms()))

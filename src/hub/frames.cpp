@@ -1,13 +1,45 @@
 #include "hub/frames.h"
 
-#include <boost/json/serialize.hpp>
-#include <boost/json/string.hpp>
-
 #include "common/time_format.h"
 
 namespace presd::frames {
 
-std::string quote(std::string_view s) { return boost::json::serialize(boost::json::string_view(s.data(), s.size())); }
+// boost::json::serialize's escaping: '"' and '\\' by a backslash, \b \t \n \f \r by name, the
+// other control bytes as \u00XX, every other byte (UTF-8 included) as it is.
+void append_quoted(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t run = 0;  // bytes that need no escape, appended in one go
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    out += '\\';
+    switch (c) {
+      case '"': out += '"'; break;
+      case '\\': out += '\\'; break;
+      case '\b': out += 'b'; break;
+      case '\t': out += 't'; break;
+      case '\n': out += 'n'; break;
+      case '\f': out += 'f'; break;
+      case '\r': out += 'r'; break;
+      default:
+        out += "u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out += '"';
+}
+
+std::string quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  append_quoted(out, s);
+  return out;
+}
 
 namespace {
 
@@ -75,20 +107,44 @@ std::string ack(std::string_view request_id_json, std::string_view data_json) {
 }
 
 namespace {
-std::string error_object(const Error& e) {
-  std::string out = "{\"code\":\"" + std::string(to_string(e.code)) + "\",\"message\":" +
-                    quote(e.message.empty() ? describe(e.code) : std::string_view(e.message));
-  if (e.code == ErrorCode::rate_limited) out += ",\"retryAfter\":" + std::to_string(e.retry_after_ms);
+// {"code":..,"message":..,"retryAfter"?:..}
+void append_error_object(std::string& out, const Error& e) {
+  out += "{\"code\":\"";
+  out += to_string(e.code);
+  out += "\",\"message\":";
+  append_quoted(out, e.message.empty() ? describe(e.code) : std::string_view(e.message));
+  if (e.code == ErrorCode::rate_limited) {
+    out += ",\"retryAfter\":";
+    out += std::to_string(e.retry_after_ms);
+  }
   out += '}';
-  return out;
+}
+
+std::size_t error_object_size(const Error& e) {
+  return 64 + to_string(e.code).size() + (e.message.empty() ? describe(e.code).size() : e.message.size());
 }
 }  // namespace
 
+// Built in one buffer sized once: refusals are the most frequent frames under a flood.
 std::string error_frame(std::string_view request_id_json, const Error& error) {
-  return "{\"id\":" + std::string(request_id_json) + ",\"cmd\":\"error\",\"data\":" + error_object(error) + "}";
+  std::string out;
+  out.reserve(32 + request_id_json.size() + error_object_size(error));
+  out += "{\"id\":";
+  out += request_id_json;
+  out += ",\"cmd\":\"error\",\"data\":";
+  append_error_object(out, error);
+  out += '}';
+  return out;
 }
 
-std::string http_error_body(const Error& error) { return "{\"error\":" + error_object(error) + "}"; }
+std::string http_error_body(const Error& error) {
+  std::string out;
+  out.reserve(16 + error_object_size(error));
+  out += "{\"error\":";
+  append_error_object(out, error);
+  out += '}';
+  return out;
+}
 
 std::string envelope(std::string_view data_json, std::int64_t now_s) {
   return "{\"data\":" + std::string(data_json) + ",\"time\":\"" + iso8601_utc(now_s) + "\"}";

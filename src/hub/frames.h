@@ -30,7 +30,8 @@ std::string http_error_body(const Error& error);
 // {"data":<data>,"time":"<now>"}
 std::string envelope(std::string_view data_json, std::int64_t now_s);
 
-// A JSON string literal with escapes.
+// A JSON string literal with escapes, exactly as boost::json::serialize writes it.
 std::string quote(std::string_view s);
+void append_quoted(std::string& out, std::string_view s);
 
 }  // namespace presd::frames

@@ -42,15 +42,27 @@ Hub::~Hub() { *alive_ = false; }
 
 std::string Hub::next_frame_id() { return frame_prefix_ + std::to_string(++frame_seq_); }
 
-std::string Hub::interval_key(const PresClaims& c) {
-  std::string key;
+namespace {
+void build_interval_key(std::string& key, const PresClaims& c) {
+  key.clear();
   key.reserve(c.iss.size() + c.sub.size() + c.subtype.size() + 2);
   key += c.iss;
   key += '\n';
   key += c.sub;
   key += '\n';
   key += c.subtype;
+}
+}  // namespace
+
+std::string Hub::interval_key(const PresClaims& c) {
+  std::string key;
+  build_interval_key(key, c);
   return key;
+}
+
+std::string_view Hub::interval_key_view(const PresClaims& c) {
+  build_interval_key(interval_key_buffer_, c);
+  return interval_key_buffer_;
 }
 
 // ---- connections -------------------------------------------------------------------------
@@ -85,8 +97,7 @@ const std::string* Hub::user_of(const Connection& conn) const {
   return it == conns_.end() ? nullptr : &it->second->user;
 }
 
-Result<std::vector<std::shared_ptr<const std::string>>> Hub::subscribe(const Connection& conn,
-                                                                      const std::string& context) {
+Result<std::vector<const std::string*>> Hub::subscribe(const Connection& conn, const std::string& context) {
   auto it = conns_.find(&conn);
   if (it == conns_.end()) return Error(ErrorCode::internal, "connection not attached");
   ConnState& st = *it->second;
@@ -99,9 +110,10 @@ Result<std::vector<std::shared_ptr<const std::string>>> Hub::subscribe(const Con
   st.contexts.insert(context);
   subscribers_[context].insert(&conn);
 
-  std::vector<std::shared_ptr<const std::string>> snapshot;
-  for (const PresenceState* p : presence_.snapshot(context, st.user, clock_.now_ms()))
-    snapshot.push_back(p->frame);
+  const auto states = presence_.snapshot(context, st.user, clock_.now_ms());
+  std::vector<const std::string*> snapshot;
+  snapshot.reserve(states.size());
+  for (const PresenceState* p : states) snapshot.push_back(p->frame.get());
   return snapshot;
 }
 
@@ -168,7 +180,7 @@ Result<Hub::Admission> Hub::admit(const PresClaims& c, const std::string* signat
     return Error(ErrorCode::token_duplicate, "this token was already accepted");
   if (std::int64_t wait = issuer_limiter_.check(c.iss, now); wait > 0)
     return Error(ErrorCode::rate_limited, "too many PRES from " + c.iss, wait);
-  if (std::int64_t wait = same_state_limiter_.check(interval_key(c), now); wait > 0)
+  if (std::int64_t wait = same_state_limiter_.check(interval_key_view(c), now); wait > 0)
     return Error(ErrorCode::rate_limited, "same state repeated too soon", wait);
   if (Status s = access_.check(c.sub, c.iss, Access::send); !s) return s.error();
   if (c.aud) {
@@ -182,19 +194,31 @@ Result<Hub::Admission> Hub::admit(const PresClaims& c, const std::string* signat
   return Admission{expires_at_ms(c, config_.freshness)};
 }
 
-void Hub::reject(const Done& done, Error error) {
+Error Hub::rejected(Error error) {
   ++stats_.rejected;
   observer_->on_rejected(error.code);
   SPDLOG_DEBUG("PRES rejected: {} {}", to_string(error.code), error.message);
-  done(std::move(error));
+  return error;
 }
 
+void Hub::reject(const Done& done, Error error) { done(rejected(std::move(error))); }
+
 void Hub::submit_token(std::string compact, Done done, Origin origin, std::optional<std::string> relay_proof) {
-  auto parsed = parse_pres_token(compact, config_.token_limits);
-  if (!parsed) return reject(done, parsed.error());
-  const PresClaims& c = parsed->claims;
-  if (auto adm = admit(c, &parsed->signature); !adm) return reject(done, adm.error());
-  auto token = std::make_shared<PresToken>(std::move(parsed.value()));
+  auto token = admit_token(compact);
+  if (!token) return done(token.error());  // counted by admit_token
+  submit_admitted(std::move(token).value(), std::move(done), origin, std::move(relay_proof));
+}
+
+Result<std::shared_ptr<PresToken>> Hub::admit_token(std::string_view compact) {
+  auto parsed = parse_pres_token_lean(compact, config_.token_limits);
+  if (!parsed) return rejected(parsed.error());
+  if (auto adm = admit(parsed->claims, &parsed->signature); !adm) return rejected(adm.error());
+  parsed->compact = std::string(compact);  // kept: copied only now
+  return std::make_shared<PresToken>(std::move(parsed.value()));
+}
+
+void Hub::submit_admitted(std::shared_ptr<PresToken> token, Done done, Origin origin,
+                          std::optional<std::string> relay_proof) {
   if (origin == Origin::peer) {
     // A peer may hand us a PRES for a context we own; for one owned elsewhere only the owner may.
     auto ctx = access_.context(token->claims.sub);

@@ -118,9 +118,9 @@ class Hub {
   void detach(const Connection& conn);
   const std::string* user_of(const Connection& conn) const;
 
-  // Access-checked; on success returns the snapshot: ACTION `data` objects, JSON-serialized.
-  Result<std::vector<std::shared_ptr<const std::string>>> subscribe(const Connection& conn,
-                                                                   const std::string& context);
+  // Access-checked; on success returns the snapshot: ACTION `data` objects, JSON-serialized,
+  // owned by the presence table: valid until the hub's next call.
+  Result<std::vector<const std::string*>> subscribe(const Connection& conn, const std::string& context);
   Status unsubscribe(const Connection& conn, const std::string& context);
   // Per-connection limits: 0 if allowed, else the retry-after in ms.
   std::int64_t take_pres_quota(const Connection& conn);
@@ -131,6 +131,14 @@ class Hub {
   // owner's signed proof (federation/relay_proof.h); relay_required / relay_invalid otherwise.
   void submit_token(std::string compact, Done done, Origin origin = Origin::local,
                     std::optional<std::string> relay_proof = std::nullopt);
+  // submit_token in two steps, so that a caller needs no callback for the common refusals.
+  // admit_token runs the synchronous cheap stages (syntax, freshness, replay, quotas,
+  // membership: docs/security.md, stages 4 to 6); a refusal is counted like any other and
+  // returned. submit_admitted runs the rest (owner and relay proof for peers, key, signature,
+  // commit) for a token admit_token passed, now, on the hub's thread.
+  Result<std::shared_ptr<PresToken>> admit_token(std::string_view compact);
+  void submit_admitted(std::shared_ptr<PresToken> token, Done done, Origin origin = Origin::local,
+                       std::optional<std::string> relay_proof = std::nullopt);
   // Signed here with `user`'s newest key.
   void submit_request(const std::string& user, PresRequest request, Done done);
 
@@ -175,11 +183,14 @@ class Hub {
   void deliver(const std::shared_ptr<const std::string>& frame, const std::string& context,
                const std::optional<std::string>& audience);
   void reject(const Done& done, Error error);
+  Error rejected(Error error);  // counts a refusal (stats, observer, debug log)
   void fetch_remote_key_and_verify(std::shared_ptr<PresToken> token, Origin origin, bool retried, Done done);
   void verify_and_commit(std::shared_ptr<PresToken> token, Es384PublicKey key, Origin origin, bool remote, bool retried,
                          Done done);
   std::string next_frame_id();
   static std::string interval_key(const PresClaims& c);
+  // interval_key in a buffer reused across calls, for the lookups on the admission path.
+  std::string_view interval_key_view(const PresClaims& c);
 
   HubConfig config_;
   const Clock& clock_;
@@ -197,6 +208,7 @@ class Hub {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards callbacks after ~Hub
   std::uint64_t frame_seq_ = 0;
   std::string frame_prefix_;
+  std::string interval_key_buffer_;
   std::int64_t last_sweep_ms_ = 0;
   HubStats stats_;
   HubObserver null_observer_;

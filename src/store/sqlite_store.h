@@ -36,7 +36,9 @@ class SqliteStore final : public Store {
   Result<std::vector<StoredKey>> list_keys(std::string_view id_tag) override;
 
  private:
+  struct Lookups;  // prepared once: see sqlite_store.cpp
   std::unique_ptr<SQLite::Database> db_;
+  std::unique_ptr<Lookups> lookups_;  // declared after db_: finalized before it closes
 };
 
 }  // namespace presd

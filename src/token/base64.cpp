@@ -49,23 +49,42 @@ std::string encode(std::string_view in, const char* alphabet, bool pad) {
 
 // Decodes unpadded text; rejects a length % 4 == 1 and non-zero trailing bits so that every
 // byte string has exactly one accepted encoding (no signature malleability through encoding).
-std::optional<std::string> decode_unpadded(std::string_view in, const std::array<std::int8_t, 256>& table) {
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char ch : in) {
-    std::int8_t v = table[static_cast<unsigned char>(ch)];
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
+// Four characters to three bytes at a time, into a buffer sized once: a PRES payload is ~450
+// characters and is decoded for every token received.
+bool decode_unpadded(std::string_view in, const std::array<std::int8_t, 256>& table, std::string& out) {
+  const std::size_t n = in.size();
+  const std::size_t rest = n % 4;
+  if (rest == 1) return false;
+  out.resize(n / 4 * 3 + (rest ? rest - 1 : 0));
+  const auto* s = reinterpret_cast<const unsigned char*>(in.data());
+  char* o = out.data();
+  auto v = [&](std::size_t k) { return static_cast<int>(table[s[k]]); };  // -1: not in the alphabet
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const int a = v(i), b = v(i + 1), c = v(i + 2), d = v(i + 3);
+    if ((a | b | c | d) < 0) return false;
+    const std::uint32_t w = static_cast<std::uint32_t>(a << 18 | b << 12 | c << 6 | d);
+    *o++ = static_cast<char>(w >> 16);
+    *o++ = static_cast<char>((w >> 8) & 0xFF);
+    *o++ = static_cast<char>(w & 0xFF);
   }
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  if (rest == 2) {
+    const int a = v(i), b = v(i + 1);
+    if ((a | b) < 0 || (b & 0x0F) != 0) return false;  // 12 bits: the last 4 must be 0
+    *o++ = static_cast<char>(a << 2 | b >> 4);
+  } else if (rest == 3) {
+    const int a = v(i), b = v(i + 1), c = v(i + 2);
+    if ((a | b | c) < 0 || (c & 0x03) != 0) return false;  // 18 bits: the last 2 must be 0
+    const std::uint32_t w = static_cast<std::uint32_t>(a << 18 | b << 12 | c << 6);
+    *o++ = static_cast<char>(w >> 16);
+    *o++ = static_cast<char>((w >> 8) & 0xFF);
+  }
+  return true;
+}
+
+std::optional<std::string> decode_unpadded(std::string_view in, const std::array<std::int8_t, 256>& table) {
+  std::string out;
+  if (!decode_unpadded(in, table, out)) return std::nullopt;
   return out;
 }
 
@@ -76,6 +95,8 @@ std::string encode_url(std::string_view bytes) { return encode(bytes, kUrlAlphab
 std::optional<std::string> decode_url_strict(std::string_view text) {
   return decode_unpadded(text, kUrlTable);
 }
+
+bool decode_url_strict_into(std::string_view text, std::string& out) { return decode_unpadded(text, kUrlTable, out); }
 
 std::string encode_std(std::string_view bytes) { return encode(bytes, kStdAlphabet, true); }
 

@@ -2,7 +2,9 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "common/fast_path.h"
 #include "common/identifiers.h"
+#include "common/plain_json.h"
 #include "common/strict_json.h"
 #include "common/time_format.h"
 #include "token/compact_jws.h"
@@ -26,6 +28,36 @@ bool is_printable_ascii(std::string_view s) {
   return true;
 }
 
+// Fast path for a decoded header: a flat object of plain strings (common/plain_json.h). False
+// when it is anything else; the general path then decides.
+bool check_plain_header(std::string_view decoded, Status& verdict) {
+  plain_json::Scanner s(decoded);
+  bool has_alg = false;
+  std::string_view alg, disallowed;
+  bool found_disallowed = false;
+  const bool plain = s.object([&](std::string_view key) {
+    std::string_view v;
+    if (!s.string(v)) return false;
+    if (key == "alg") {
+      has_alg = true;
+      alg = v;
+    } else if (!(key == "typ" && v == "JWT") && !found_disallowed) {
+      found_disallowed = true;
+      disallowed = key;
+    }
+    return true;
+  }) && s.at_end();
+  if (!plain) return false;
+  if (!has_alg || alg != "ES384") {
+    verdict = bad(ErrorCode::token_bad_header, "alg must be ES384");
+  } else if (found_disallowed) {
+    verdict = bad(ErrorCode::token_bad_header, "header member '" + std::string(disallowed) + "' is not allowed");
+  } else {
+    verdict = {};
+  }
+  return true;
+}
+
 // Other implementations may order or space the header differently; what matters is that alg is
 // ES384 and nothing else (crit, jwk, jku, kid...) could change how the token is read.
 Status check_header(std::string_view segment) {
@@ -33,6 +65,7 @@ Status check_header(std::string_view segment) {
   if (segment.size() > kMaxHeaderSegment) return bad(ErrorCode::token_bad_header, "header too long");
   auto decoded = b64::decode_url_strict(segment);
   if (!decoded) return bad(ErrorCode::token_bad_base64, "header is not strict base64url");
+  if (Status verdict; fast_path::enabled() && check_plain_header(*decoded, verdict)) return verdict;
   StrictJson h = parse_strict_json(*decoded, 2);
   if (!h.ok() || !h.value.is_object()) return bad(ErrorCode::token_bad_header, "header is not a JSON object");
   const json::object& o = h.value.get_object();
@@ -59,7 +92,11 @@ Result<std::int64_t> int_claim(const json::value& v, std::string_view name) {
 
 }  // namespace
 
-Status validate_pres_claims(const PresClaims& c, const TokenLimits& limits) {
+namespace {
+
+// content_is_object: `c` is known to be a JSON object already (the fast path read it as one),
+// so it is not parsed again.
+Status validate_claims(const PresClaims& c, const TokenLimits& limits, bool content_is_object) {
   if (!is_canonical_id_tag(c.iss)) return bad(ErrorCode::token_bad_claim, "iss is not a canonical id_tag");
   if (c.k.empty() || c.k.size() > limits.max_key_id_bytes || !is_printable_ascii(c.k))
     return bad(ErrorCode::token_bad_claim, "k must be 1.." + std::to_string(limits.max_key_id_bytes) +
@@ -73,8 +110,10 @@ Status validate_pres_claims(const PresClaims& c, const TokenLimits& limits) {
   if (c.content_json) {
     if (c.content_json->size() > limits.max_content_bytes)
       return bad(ErrorCode::token_bad_claim, "c is larger than " + std::to_string(limits.max_content_bytes) + " bytes");
-    StrictJson content = parse_strict_json(*c.content_json);
-    if (!content.ok() || !content.value.is_object()) return bad(ErrorCode::token_bad_claim, "c must be a JSON object");
+    if (!content_is_object) {
+      StrictJson content = parse_strict_json(*c.content_json);
+      if (!content.ok() || !content.value.is_object()) return bad(ErrorCode::token_bad_claim, "c must be a JSON object");
+    }
   }
   if (c.iat < 0 || c.iat > kMaxUnixSeconds)
     return bad(ErrorCode::token_bad_claim, "iat must be 0.." + std::to_string(kMaxUnixSeconds) + " (Unix seconds)");
@@ -82,30 +121,22 @@ Status validate_pres_claims(const PresClaims& c, const TokenLimits& limits) {
   return {};
 }
 
-Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& limits) {
-  if (compact.size() > limits.max_token_bytes)
-    return bad(ErrorCode::token_too_large, "token is longer than " + std::to_string(limits.max_token_bytes) + " bytes");
-  const auto parts = split_compact_jws(compact);
-  if (!parts) return bad(ErrorCode::token_malformed, "a token has exactly three dot-separated segments");
+// The claims as the payload states them, before the rules that do not depend on how it was read.
+struct ReadClaims {
+  PresClaims c;
+  bool has_iss = false, has_k = false, has_t = false, has_sub = false, has_iat = false;
+};
 
-  if (Status s = check_header(parts->header); !s) return s.error();
-
-  auto payload = b64::decode_url_strict(parts->payload);
-  if (!payload) return bad(ErrorCode::token_bad_base64, "payload is not strict base64url");
-  auto signature = b64::decode_url_strict(parts->signature);
-  if (!signature) return bad(ErrorCode::token_bad_base64, "signature is not strict base64url");
-  if (signature->size() != kEs384SignatureBytes)
-    return bad(ErrorCode::token_malformed, "an ES384 signature is 96 bytes (raw r||s)");
-
-  StrictJson parsed = parse_strict_json(*payload);
+// The general path: strict JSON (duplicates refused at any depth), claims in document order,
+// the first claim of a wrong type refused.
+Status read_claims(std::string_view payload, ReadClaims& r) {
+  StrictJson parsed = parse_strict_json(payload);
   if (parsed.problem == JsonProblem::duplicate_key)
     return bad(ErrorCode::token_duplicate_claim, "duplicate claim '" + parsed.detail + "'");
   if (!parsed.ok() || !parsed.value.is_object())
     return bad(ErrorCode::token_bad_json, "payload is not a JSON object");
 
-  PresToken token;
-  PresClaims& c = token.claims;
-  bool has_iss = false, has_k = false, has_t = false, has_sub = false, has_iat = false;
+  PresClaims& c = r.c;
   for (const auto& kv : parsed.value.get_object()) {
     const std::string_view name = kv.key();
     const json::value& v = kv.value();
@@ -113,23 +144,23 @@ Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& 
       auto s = string_claim(v, name);
       if (!s) return s.error();
       c.iss = std::move(*s);
-      has_iss = true;
+      r.has_iss = true;
     } else if (name == "k") {
       auto s = string_claim(v, name);
       if (!s) return s.error();
       c.k = std::move(*s);
-      has_k = true;
+      r.has_k = true;
     } else if (name == "t") {
       auto s = string_claim(v, name);
       if (!s) return s.error();
       if (!s->starts_with("PRES:")) return bad(ErrorCode::token_not_pres, "t must be PRES:<SUBTYPE>");
       c.subtype = s->substr(5);
-      has_t = true;
+      r.has_t = true;
     } else if (name == "sub") {
       auto s = string_claim(v, name);
       if (!s) return s.error();
       c.sub = std::move(*s);
-      has_sub = true;
+      r.has_sub = true;
     } else if (name == "aud") {
       auto s = string_claim(v, name);
       if (!s) return s.error();
@@ -141,7 +172,7 @@ Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& 
       auto i = int_claim(v, name);
       if (!i) return i.error();
       c.iat = *i;
-      has_iat = true;
+      r.has_iat = true;
     } else if (name == "exp") {
       auto i = int_claim(v, name);
       if (!i) return i.error();
@@ -151,16 +182,109 @@ Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& 
     }
     // Other claims are ignored: the token is forwarded verbatim, never re-signed.
   }
-  if (!has_iss) return bad(ErrorCode::token_missing_claim, "iss is required");
-  if (!has_k) return bad(ErrorCode::token_missing_claim, "k is required");
-  if (!has_t) return bad(ErrorCode::token_missing_claim, "t is required");
-  if (!has_sub) return bad(ErrorCode::token_missing_claim, "sub is required for PRES");
-  if (!has_iat) return bad(ErrorCode::token_missing_claim, "iat is required");
-  if (Status s = validate_pres_claims(c, limits); !s) return s.error();
+  return {};
+}
 
-  token.compact = std::string(compact);
+// The fast path: a payload in plain JSON (common/plain_json.h) whose claims all have their
+// types, read in one pass without a DOM. False whenever it is anything else (a duplicate, an
+// escape, a float iat, a wrong type, `a`, `t` not PRES:...): read_claims then decides and words
+// the refusal. On true, r holds what read_claims would have read.
+bool read_plain_claims(std::string_view payload, ReadClaims& r) {
+  plain_json::Scanner s(payload);
+  PresClaims& c = r.c;
+  const bool plain = s.object([&](std::string_view name) {
+    std::string_view v;
+    if (name == "iss") {
+      if (!s.string(v)) return false;
+      c.iss.assign(v);
+      return r.has_iss = true;
+    }
+    if (name == "k") {
+      if (!s.string(v)) return false;
+      c.k.assign(v);
+      return r.has_k = true;
+    }
+    if (name == "t") {
+      if (!s.string(v) || !v.starts_with("PRES:")) return false;
+      c.subtype.assign(v.substr(5));
+      return r.has_t = true;
+    }
+    if (name == "sub") {
+      if (!s.string(v)) return false;
+      c.sub.assign(v);
+      return r.has_sub = true;
+    }
+    if (name == "aud") {
+      if (!s.string(v)) return false;
+      c.aud.emplace(v);
+      return true;
+    }
+    if (name == "c") {
+      if (!s.peek('{')) return false;
+      const char* start = s.pos();
+      if (!s.value(2)) return false;
+      c.content_json = plain_json::compact(std::string_view(start, static_cast<std::size_t>(s.pos() - start)));
+      return true;
+    }
+    if (name == "iat") {
+      if (!s.integer(c.iat)) return false;
+      return r.has_iat = true;
+    }
+    if (name == "exp") {
+      std::int64_t exp;
+      if (!s.integer(exp)) return false;
+      c.exp = exp;
+      return true;
+    }
+    if (name == "a") return false;
+    return s.value(2);
+  });
+  return plain && s.at_end();
+}
+
+}  // namespace
+
+Status validate_pres_claims(const PresClaims& c, const TokenLimits& limits) { return validate_claims(c, limits, false); }
+
+Result<PresToken> parse_pres_token_lean(std::string_view compact, const TokenLimits& limits) {
+  if (compact.size() > limits.max_token_bytes)
+    return bad(ErrorCode::token_too_large, "token is longer than " + std::to_string(limits.max_token_bytes) + " bytes");
+  const auto parts = split_compact_jws(compact);
+  if (!parts) return bad(ErrorCode::token_malformed, "a token has exactly three dot-separated segments");
+
+  if (Status s = check_header(parts->header); !s) return s.error();
+
+  // The payload is only read here: decoded into a buffer this thread reuses.
+  thread_local std::string payload;
+  if (!b64::decode_url_strict_into(parts->payload, payload))
+    return bad(ErrorCode::token_bad_base64, "payload is not strict base64url");
+  PresToken token;
+  if (!b64::decode_url_strict_into(parts->signature, token.signature))
+    return bad(ErrorCode::token_bad_base64, "signature is not strict base64url");
+  if (token.signature.size() != kEs384SignatureBytes)
+    return bad(ErrorCode::token_malformed, "an ES384 signature is 96 bytes (raw r||s)");
+
+  ReadClaims r;
+  const bool plain = fast_path::enabled() && read_plain_claims(payload, r);
+  if (!plain) {
+    r = ReadClaims{};
+    if (Status s = read_claims(payload, r); !s) return s.error();
+  }
+  if (!r.has_iss) return bad(ErrorCode::token_missing_claim, "iss is required");
+  if (!r.has_k) return bad(ErrorCode::token_missing_claim, "k is required");
+  if (!r.has_t) return bad(ErrorCode::token_missing_claim, "t is required");
+  if (!r.has_sub) return bad(ErrorCode::token_missing_claim, "sub is required for PRES");
+  if (!r.has_iat) return bad(ErrorCode::token_missing_claim, "iat is required");
+  if (Status s = validate_claims(r.c, limits, plain); !s) return s.error();
+
+  token.claims = std::move(r.c);
   token.signing_input_len = parts->signing_input.size();
-  token.signature = std::move(*signature);
+  return token;
+}
+
+Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& limits) {
+  auto token = parse_pres_token_lean(compact, limits);
+  if (token) token->compact = std::string(compact);
   return token;
 }
 

@@ -359,3 +359,40 @@ TEST(SqliteStoreFile, ExternalChangeCounterSeesOtherConnectionsOnly) {
 
 }  // namespace
 }  // namespace presd
+
+namespace presd {
+namespace {
+
+// find_context and find_member keep their prepared statements between calls: each call must
+// still read the latest commit of any connection (no read transaction left open), keep
+// working after a failed call, and not stop another connection from checkpointing.
+TEST(SqliteStoreFile, PreparedLookupsSeeEveryCommitOfOtherConnections) {
+  TempDir dir;
+  SqliteStore server(dir.file("presd.db"));
+  ASSERT_TRUE(server.create_context({"room:a", "o.example.net", "o.example.net", 1}));
+  SqliteStore cli(dir.file("presd.db"));
+  EXPECT_FALSE(server.find_context("room:b")->has_value());
+  EXPECT_FALSE(server.find_member("room:a", "u.example.net")->has_value());
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(cli.grant("room:a", "u.example.net", round == 1 ? Role::observer : Role::member));
+    auto m = server.find_member("room:a", "u.example.net");
+    ASSERT_TRUE(m && m->has_value());
+    EXPECT_EQ((*m)->role, round == 1 ? Role::observer : Role::member);
+    EXPECT_FALSE((*m)->deleted);
+    ASSERT_TRUE(cli.revoke("room:a", "u.example.net"));
+    EXPECT_TRUE((*server.find_member("room:a", "u.example.net"))->deleted);
+  }
+  ASSERT_TRUE(cli.create_context({"room:b", "o.example.net", "o.example.net", 2}));
+  EXPECT_EQ((*server.find_context("room:b"))->id, "room:b");
+  ASSERT_TRUE(cli.delete_context("room:b"));
+  EXPECT_FALSE(server.find_context("room:b")->has_value());
+  // The server's connection holds no snapshot: a full checkpoint by another connection succeeds.
+  SQLite::Database other(dir.file("presd.db"), SQLite::OPEN_READWRITE);
+  (void)server.find_context("room:a");
+  SQLite::Statement checkpoint(other, "PRAGMA wal_checkpoint(TRUNCATE)");
+  ASSERT_TRUE(checkpoint.executeStep());
+  EXPECT_EQ(checkpoint.getColumn(0).getInt(), 0) << "checkpoint blocked by an open read transaction";
+}
+
+}  // namespace
+}  // namespace presd
