@@ -1,22 +1,33 @@
 #include "token/es384.h"
 
+#include <botan/bigint.h>
+#include <botan/ec_group.h>
+#include <botan/ecdsa.h>
+#include <botan/exceptn.h>
+#include <botan/mem_ops.h>
+#include <botan/pubkey.h>
+#include <botan/system_rng.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
+#include <vector>
 
 namespace presd {
 namespace {
 
 constexpr std::size_t kScalarBytes = 48;
-constexpr std::size_t kDigestBytes = 48;
-constexpr std::size_t kMaxDerBytes = 2 + 2 * (2 + 1 + kScalarBytes);  // 104 = ECDSA_size(P-384)
+constexpr const char* kEmsa = "EMSA1(SHA-384)";  // hash with SHA-384; IEEE 1363 r||s is Botan's default format
 
 // The order n of P-384 (SEC 2, secp384r1), big-endian: r and s must lie in [1, n-1].
 constexpr std::array<unsigned char, kScalarBytes> kOrder = {
@@ -42,22 +53,30 @@ std::string bio_to_string(BIO* bio) {
 }
 
 struct BioFree { void operator()(BIO* b) const { BIO_free(b); } };
-struct MdFree { void operator()(EVP_MD* m) const { EVP_MD_free(m); } };
-struct PkeyCtxFree { void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); } };
 using BioPtr = std::unique_ptr<BIO, BioFree>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree>;
 
-// SHA-384, fetched from the provider once. EVP_sha384() is a legacy handle that OpenSSL 3
-// re-fetches (a locked lookup in the method store) on every EVP_DigestInit.
-const EVP_MD* sha384() {
-  static const std::unique_ptr<EVP_MD, MdFree> md(EVP_MD_fetch(nullptr, "SHA2-384", nullptr));
-  if (!md) throw std::runtime_error("EVP_MD_fetch(SHA2-384) failed");
-  return md.get();
+// Botan keeps private scalars and bignums in an mlock'ed pool, a singleton made on first use and
+// unmapped when static objects are destroyed. A key object destroyed after it (a static key
+// made before Botan's first use, or any key still alive then) would zero unmapped memory and
+// crash at exit (randombit/botan#2613). Making the pool now, while this library's statics are
+// initialised, and again in every key state's constructor, lets it outlive them all.
+const Botan::Allocator_Initializer botan_allocator_first;
+
+const Botan::EC_Group& p384() {
+  static const Botan::EC_Group group("secp384r1");
+  return group;
 }
 
-bool digest(std::string_view message, unsigned char (&out)[kDigestBytes]) {
-  unsigned int n = 0;
-  return EVP_Digest(message.data(), message.size(), out, &n, sha384(), nullptr) == 1 && n == kDigestBytes;
+// The public point as Botan sees it, from OpenSSL's encoding (uncompressed or compressed, as the
+// key was given). Throws (Botan) if the bytes are not a point on P-384.
+Botan::PointGFp public_point(EVP_PKEY* k) {
+  unsigned char buf[1 + 2 * kScalarBytes];
+  std::size_t len = 0;
+  if (EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, buf, sizeof buf, &len) != 1)
+    throw std::runtime_error("no public point");
+  Botan::PointGFp point = p384().OS2ECP(buf, len);
+  if (point.is_zero() || !point.on_the_curve()) throw std::runtime_error("public point is not a P-384 point");
+  return point;
 }
 
 // 1 <= x <= n-1 for a 48-byte big-endian scalar (not constant time: r and s are public).
@@ -67,111 +86,120 @@ bool in_scalar_range(const unsigned char* x) {
   return !zero && std::memcmp(x, kOrder.data(), kScalarBytes) < 0;
 }
 
-// Minimal DER INTEGER of a positive 48-byte big-endian scalar; returns the bytes written.
-std::size_t put_der_integer(const unsigned char* x, unsigned char* out) {
-  std::size_t skip = 0;
-  while (skip + 1 < kScalarBytes && x[skip] == 0) ++skip;
-  const std::size_t len = kScalarBytes - skip;
-  const bool pad = (x[skip] & 0x80) != 0;  // a set top bit would read as negative
-  std::size_t pos = 0;
-  out[pos++] = 0x02;
-  out[pos++] = static_cast<unsigned char>(len + (pad ? 1 : 0));
-  if (pad) out[pos++] = 0x00;
-  std::memcpy(out + pos, x + skip, len);
-  return pos + len;
+std::uint64_t next_serial() {
+  static std::atomic<std::uint64_t> serial{0};
+  return serial.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
-// JWS r||s to the DER ECDSA-Sig-Value OpenSSL verifies (short-form lengths: at most 104 bytes).
-std::size_t raw_to_der(const unsigned char* raw, unsigned char (&der)[kMaxDerBytes]) {
-  std::size_t pos = 2;
-  pos += put_der_integer(raw, der + pos);
-  pos += put_der_integer(raw + kScalarBytes, der + pos);
-  der[0] = 0x30;
-  der[1] = static_cast<unsigned char>(pos - 2);
-  return pos;
-}
+}  // namespace
 
-// OpenSSL's DER ECDSA-Sig-Value back to r||s. Strict: exactly SEQUENCE { INTEGER, INTEGER },
-// positive, at most 48 significant bytes each, nothing trailing.
-bool der_to_raw(const unsigned char* der, std::size_t len, unsigned char* raw) {
-  if (len < 8 || der[0] != 0x30 || der[1] != len - 2) return false;
-  std::size_t pos = 2;
-  for (std::size_t half = 0; half < 2; ++half) {
-    if (pos + 2 > len || der[pos] != 0x02) return false;
-    std::size_t n = der[pos + 1];
-    pos += 2;
-    if (n == 0 || n > kScalarBytes + 1 || pos + n > len || (der[pos] & 0x80) != 0) return false;
-    const unsigned char* p = der + pos;
-    pos += n;
-    if (n == kScalarBytes + 1) {
-      if (p[0] != 0) return false;
-      ++p;
-      --n;
-    }
-    unsigned char* dst = raw + half * kScalarBytes;
-    std::memset(dst, 0, kScalarBytes - n);
-    std::memcpy(dst + kScalarBytes - n, p, n);
-  }
-  return pos == len;
-}
+namespace es384_detail {
 
-// EVP_PKEY_CTXs initialised once per (key, operation) and reused, per thread: initialising one
-// (EVP_DigestVerifyInit and friends) fetches the signature implementation and the digest and
-// costs ~10% of a P-384 verify. A context is never shared between threads (OpenSSL contexts are
-// not thread-safe); a key is (EVP_PKEY is immutable here), so one EVP_PKEY serves all threads.
-//
-// Lookup is by the EVP_PKEY's address. That is safe because a cached context holds a
-// reference to its EVP_PKEY (EVP_PKEY_CTX_new up-refs it), so the address cannot be reused by
-// another key while the entry exists. The weak_ptr tells which entries belong to keys the
-// program has dropped: those are replaced first, so a rotated-out private key does not stay in
-// memory longer than necessary (at most until this thread next misses the cache).
-class PkeyCtxCache {
- public:
-  using Init = int (*)(EVP_PKEY_CTX*);
-  explicit PkeyCtxCache(Init init) : init_(init) {}
+// What a key object shares with its copies. `serial` names the key in the per-thread caches:
+// unlike an address it is never reused, so a cache entry can never be mistaken for a newer key.
+struct PublicState {
+  PublicState(std::shared_ptr<EVP_PKEY> k, Botan::PointGFp point)
+      : serial((Botan::initialize_allocator(), next_serial())), evp(std::move(k)), botan(p384(), point) {}
+  const std::uint64_t serial;
+  const std::shared_ptr<EVP_PKEY> evp;   // parsing and serialization
+  const Botan::ECDSA_PublicKey botan;    // verification
+};
 
-  // nullptr if the context cannot be made (out of memory); the caller fails the operation.
-  EVP_PKEY_CTX* get(const std::shared_ptr<EVP_PKEY>& key) {
-    for (auto& e : entries_)
-      if (e.key == key.get()) return e.ctx.get();
-    PkeyCtxPtr ctx(EVP_PKEY_CTX_new(key.get(), nullptr));
-    if (!ctx || init_(ctx.get()) != 1) return nullptr;
-    Entry& slot = victim();
-    slot.key = key.get();
-    slot.owner = key;
-    slot.ctx = std::move(ctx);
-    return slot.ctx.get();
+struct PrivateState {
+  explicit PrivateState(std::shared_ptr<EVP_PKEY> k)
+      : serial((Botan::initialize_allocator(), next_serial())), evp(std::move(k)) {}
+  const std::uint64_t serial;
+  const std::shared_ptr<EVP_PKEY> evp;
+
+  // Made on first use (Botan computes the public point: ~0.3 ms), not at load: a key ring loads
+  // every hosted key at start-up but signs with few of them.
+  const Botan::ECDSA_PrivateKey& botan() const {
+    std::call_once(once_, [this] {
+      BIGNUM* bn = nullptr;
+      if (EVP_PKEY_get_bn_param(evp.get(), OSSL_PKEY_PARAM_PRIV_KEY, &bn) != 1)
+        throw std::runtime_error("private scalar not available");
+      Botan::secure_vector<std::uint8_t> x(kScalarBytes);  // zeroed when freed
+      const int n = BN_is_zero(bn) ? 0 : BN_bn2binpad(bn, x.data(), static_cast<int>(x.size()));
+      BN_clear_free(bn);
+      if (n != static_cast<int>(kScalarBytes)) throw std::runtime_error("private scalar out of range");
+      auto key = std::make_unique<Botan::ECDSA_PrivateKey>(Botan::system_rng(), p384(),
+                                                            Botan::BigInt(x.data(), x.size()));
+      // Both libraries must agree on the key before Botan signs with it.
+      if (key->public_point() != public_point(evp.get()))
+        throw std::runtime_error("Botan and OpenSSL disagree on the public point");
+      botan_ = std::move(key);
+    });
+    return *botan_;
   }
 
  private:
-  static constexpr std::size_t kSlots = 16;
-  struct Entry {
-    const EVP_PKEY* key = nullptr;
-    std::weak_ptr<EVP_PKEY> owner;
-    PkeyCtxPtr ctx;
+  mutable std::once_flag once_;
+  mutable std::unique_ptr<const Botan::ECDSA_PrivateKey> botan_;
+};
+
+}  // namespace es384_detail
+
+namespace {
+
+// Per-thread signers/verifiers for the 64 keys a thread used last. Botan's PK_Signer and
+// PK_Verifier hold per-operation state (the hash, blinding values) and must not be shared
+// between threads; making one costs a signer ~0.3 ms (RFC 6979 and blinding set-up) and a
+// verifier tens of microseconds (a precomputed table for the public point), so each thread keeps
+// its own. Entries of keys the program has dropped are reused first, so a rotated-out private
+// key does not stay in memory after this thread's next miss.
+template <typename State, typename Op>
+class PerThreadOps {
+ public:
+  template <typename Make>
+  Op& get(const std::shared_ptr<const State>& state, Make&& make) {
+    for (auto& e : slots_)
+      if (e.op && e.serial == state->serial) return *e.op;
+    std::unique_ptr<Op> op = make(*state);
+    Slot& slot = victim();
+    slot.serial = state->serial;
+    slot.owner = state;
+    slot.op = std::move(op);
+    return *slot.op;
+  }
+
+  // After an exception the object may hold half an operation: never reuse it.
+  void drop(const State& state) {
+    for (auto& e : slots_)
+      if (e.serial == state.serial) e = Slot{};
+  }
+
+ private:
+  // A verifier holds a few KiB (its point table), a signer about one: 64 of each per crypto
+  // thread keep a busy node's issuers warm for well under a MiB. A linear scan of 64 serials
+  // is nothing next to a 0.4 to 1 ms signature.
+  static constexpr std::size_t kSlots = 64;
+  struct Slot {
+    std::uint64_t serial = 0;
+    std::weak_ptr<const State> owner;
+    std::unique_ptr<Op> op;
   };
 
-  Entry& victim() {
-    for (auto& e : entries_)
-      if (!e.ctx || e.owner.expired()) return e;
-    Entry& e = entries_[next_];
+  Slot& victim() {
+    for (auto& e : slots_)
+      if (!e.op || e.owner.expired()) return e;
+    Slot& e = slots_[next_];
     next_ = (next_ + 1) % kSlots;
     return e;
   }
 
-  Init init_;
-  std::array<Entry, kSlots> entries_;
+  std::array<Slot, kSlots> slots_;
   std::size_t next_ = 0;
 };
 
-EVP_PKEY_CTX* verify_ctx(const std::shared_ptr<EVP_PKEY>& key) {
-  thread_local PkeyCtxCache cache(EVP_PKEY_verify_init);
-  return cache.get(key);
-}
-
-EVP_PKEY_CTX* sign_ctx(const std::shared_ptr<EVP_PKEY>& key) {
-  thread_local PkeyCtxCache cache(EVP_PKEY_sign_init);
-  return cache.get(key);
+// P-384 only, and a point Botan accepts (on the curve, not the point at infinity).
+Result<std::shared_ptr<const es384_detail::PublicState>> public_state(std::shared_ptr<EVP_PKEY> key) {
+  if (!is_p384(key.get())) return Error(ErrorCode::token_unknown_key, "public key is not on curve P-384");
+  try {
+    Botan::PointGFp point = public_point(key.get());
+    return std::make_shared<const es384_detail::PublicState>(std::move(key), std::move(point));
+  } catch (const std::exception&) {
+    return Error(ErrorCode::token_unknown_key, "public key is not a point of P-384");
+  }
 }
 
 }  // namespace
@@ -183,22 +211,23 @@ Result<Es384PublicKey> Es384PublicKey::from_spki_der(std::string_view der) {
   auto key = own(raw);
   if (p != reinterpret_cast<const unsigned char*>(der.data()) + der.size())
     return Error(ErrorCode::token_unknown_key, "trailing bytes after the public key");
-  if (!is_p384(raw)) return Error(ErrorCode::token_unknown_key, "public key is not on curve P-384");
-  return Es384PublicKey(std::move(key));
+  auto state = public_state(std::move(key));
+  if (!state) return state.error();
+  return Es384PublicKey(std::move(state).value());
 }
 
 Result<Es384PublicKey> Es384PublicKey::from_pem(std::string_view pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   EVP_PKEY* raw = bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr;
   if (!raw) return Error(ErrorCode::token_unknown_key, "not a PEM public key");
-  auto key = own(raw);
-  if (!is_p384(raw)) return Error(ErrorCode::token_unknown_key, "public key is not on curve P-384");
-  return Es384PublicKey(std::move(key));
+  auto state = public_state(own(raw));
+  if (!state) return state.error();
+  return Es384PublicKey(std::move(state).value());
 }
 
 std::string Es384PublicKey::spki_der() const {
   unsigned char* out = nullptr;
-  int n = i2d_PUBKEY(key_.get(), &out);
+  int n = i2d_PUBKEY(state_->evp.get(), &out);
   if (n <= 0) throw std::runtime_error("i2d_PUBKEY failed");
   std::string der(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
   OPENSSL_free(out);
@@ -207,33 +236,33 @@ std::string Es384PublicKey::spki_der() const {
 
 std::string Es384PublicKey::to_pem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PUBKEY(bio.get(), key_.get()) != 1) throw std::runtime_error("PEM_write_bio_PUBKEY failed");
+  if (!bio || PEM_write_bio_PUBKEY(bio.get(), state_->evp.get()) != 1)
+    throw std::runtime_error("PEM_write_bio_PUBKEY failed");
   return bio_to_string(bio.get());
 }
 
 bool Es384PublicKey::verify(std::string_view message, std::string_view raw_signature) const {
   if (raw_signature.size() != kEs384SignatureBytes) return false;
-  const auto* sig = reinterpret_cast<const unsigned char*>(raw_signature.data());
-  // OpenSSL refuses r, s outside [1, n-1] too, but only after a DER round trip and with an
-  // entry on the error queue; checking the bytes here is cheaper and states the rule.
+  const auto* sig = reinterpret_cast<const std::uint8_t*>(raw_signature.data());
+  // Botan checks the range too; stating the rule here keeps it whatever the library does.
   if (!in_scalar_range(sig) || !in_scalar_range(sig + kScalarBytes)) return false;
-  unsigned char der[kMaxDerBytes];
-  const std::size_t der_len = raw_to_der(sig, der);
-  unsigned char md[kDigestBytes];
-  EVP_PKEY_CTX* ctx = verify_ctx(key_);
-  if (!ctx || !digest(message, md)) {
-    ERR_clear_error();
+  thread_local PerThreadOps<es384_detail::PublicState, Botan::PK_Verifier> verifiers;
+  try {
+    Botan::PK_Verifier& verifier = verifiers.get(state_, [](const es384_detail::PublicState& s) {
+      return std::make_unique<Botan::PK_Verifier>(s.botan, kEmsa, Botan::IEEE_1363);
+    });
+    return verifier.verify_message(reinterpret_cast<const std::uint8_t*>(message.data()), message.size(), sig,
+                                   raw_signature.size());
+  } catch (const std::exception&) {
+    verifiers.drop(*state_);
     return false;
   }
-  if (EVP_PKEY_verify(ctx, der, der_len, md, sizeof md) == 1) return true;
-  ERR_clear_error();  // a failed verify may leave entries on this thread's queue
-  return false;
 }
 
 Es384PrivateKey Es384PrivateKey::generate() {
   EVP_PKEY* raw = EVP_EC_gen("P-384");
   if (!raw) throw std::runtime_error("EVP_EC_gen(P-384) failed");
-  return Es384PrivateKey(own(raw));
+  return Es384PrivateKey(std::make_shared<const es384_detail::PrivateState>(own(raw)));
 }
 
 Result<Es384PrivateKey> Es384PrivateKey::from_pem(std::string_view pem) {
@@ -242,19 +271,19 @@ Result<Es384PrivateKey> Es384PrivateKey::from_pem(std::string_view pem) {
   if (!raw) return Error(ErrorCode::bad_request, "not a PEM private key");
   auto key = own(raw);
   if (!is_p384(raw)) return Error(ErrorCode::bad_request, "private key is not on curve P-384");
-  return Es384PrivateKey(std::move(key));
+  return Es384PrivateKey(std::make_shared<const es384_detail::PrivateState>(std::move(key)));
 }
 
 std::string Es384PrivateKey::to_pem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1)
+  if (!bio || PEM_write_bio_PrivateKey(bio.get(), state_->evp.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1)
     throw std::runtime_error("PEM_write_bio_PrivateKey failed");
   return bio_to_string(bio.get());
 }
 
 Es384PublicKey Es384PrivateKey::public_key() const {
   unsigned char* out = nullptr;
-  int n = i2d_PUBKEY(key_.get(), &out);
+  int n = i2d_PUBKEY(state_->evp.get(), &out);
   if (n <= 0) throw std::runtime_error("i2d_PUBKEY failed");
   std::string der(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
   OPENSSL_free(out);
@@ -264,17 +293,19 @@ Es384PublicKey Es384PrivateKey::public_key() const {
 }
 
 std::string Es384PrivateKey::sign(std::string_view message) const {
-  unsigned char md[kDigestBytes];
-  if (!digest(message, md)) throw std::runtime_error("SHA-384 failed");
-  EVP_PKEY_CTX* ctx = sign_ctx(key_);
-  if (!ctx) throw std::runtime_error("EVP_PKEY_sign_init failed");
-  unsigned char der[kMaxDerBytes];
-  std::size_t der_len = sizeof der;
-  if (EVP_PKEY_sign(ctx, der, &der_len, md, sizeof md) != 1) throw std::runtime_error("EVP_PKEY_sign failed");
-  std::string raw(kEs384SignatureBytes, '\0');
-  if (!der_to_raw(der, der_len, reinterpret_cast<unsigned char*>(raw.data())))
-    throw std::runtime_error("EVP_PKEY_sign returned an unexpected signature encoding");
-  return raw;
+  thread_local PerThreadOps<es384_detail::PrivateState, Botan::PK_Signer> signers;
+  try {
+    Botan::PK_Signer& signer = signers.get(state_, [](const es384_detail::PrivateState& s) {
+      return std::make_unique<Botan::PK_Signer>(s.botan(), Botan::system_rng(), kEmsa, Botan::IEEE_1363);
+    });
+    const std::vector<std::uint8_t> sig =
+        signer.sign_message(reinterpret_cast<const std::uint8_t*>(message.data()), message.size(), Botan::system_rng());
+    if (sig.size() != kEs384SignatureBytes) throw std::runtime_error("signature is not 96 bytes");
+    return std::string(sig.begin(), sig.end());
+  } catch (const std::exception& e) {
+    signers.drop(*state_);
+    throw std::runtime_error(std::string("ES384 sign failed: ") + e.what());
+  }
 }
 
 }  // namespace presd

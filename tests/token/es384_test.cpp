@@ -1,8 +1,10 @@
 #include "token/es384.h"
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
+#include <openssl/param_build.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -377,18 +379,89 @@ TEST(Es384Kat, OpensslCliVectorVerifies) {
   EXPECT_TRUE(ref::verify(ref_pub.get(), msg, ours));
 }
 
-// RFC 6979 A.2.6: P-384, SHA-384, message "sample" (a vector from outside OpenSSL).
-TEST(Es384Kat, Rfc6979SampleVerifies) {
-  const std::string spki = from_hex("3076301006072a8648ce3d020106052b81040022036200") + std::string(1, '\x04') +
-                           from_hex("EC3A4E415B4E19A4568618029F427FA5DA9A8BC4AE92E02E06AAE5286B300C64DEF8F0EA9055866064A254515480BC13"
-                                    "8015D9B72D7D57244EA8EF9AC0C621896708A59367F9DFB9F54CA84B3F1C9DB1288B231C3AE0D4FE7344FD2533264720");
-  const std::string sig = from_hex(
-      "94EDBB92A5ECB8AAD4736E56C691916B3F88140666CE9FA73D64C4EA95AD133C81A648152E44ACF96E36DD1E80FABE46"
-      "99EF4AEB15F178CEA1FE40DB2603138F130E740A19624526203B6351D0A3A94FA329C145786E679E7B82C71A38628AC8");
-  auto pub = Es384PublicKey::from_spki_der(spki);
+// RFC 6979 A.2.6: the P-384 key, and its SHA-384 signatures of "sample" and "test".
+constexpr const char* kRfc6979X =
+    "6B9D3DAD2E1B8C1C05B19875B6659F4DE23C3B667BF297BA9AA47740787137D896D5724E4C70A825F872C9EA60D2EDF5";
+constexpr const char* kRfc6979Point =
+    "04"
+    "EC3A4E415B4E19A4568618029F427FA5DA9A8BC4AE92E02E06AAE5286B300C64DEF8F0EA9055866064A254515480BC13"
+    "8015D9B72D7D57244EA8EF9AC0C621896708A59367F9DFB9F54CA84B3F1C9DB1288B231C3AE0D4FE7344FD2533264720";
+constexpr const char* kRfc6979Sample =
+    "94EDBB92A5ECB8AAD4736E56C691916B3F88140666CE9FA73D64C4EA95AD133C81A648152E44ACF96E36DD1E80FABE46"
+    "99EF4AEB15F178CEA1FE40DB2603138F130E740A19624526203B6351D0A3A94FA329C145786E679E7B82C71A38628AC8";
+constexpr const char* kRfc6979Test =
+    "8203B63D3C853E8D77227FB377BCF7B7B772E97892A80F36AB775D509D7A5FEB0542A7F0812998DA8F1DD3CA3CF023DB"
+    "DDD0760448D42D8A43AF45AF836FCE4DE8BE06B485E9B61B827C2F13173923E06A739F040649A667BF3B828246BAA5A5";
+// The SubjectPublicKeyInfo prefix of every uncompressed P-384 key (ecPublicKey, secp384r1).
+constexpr const char* kSpkiPrefix = "3076301006072a8648ce3d020106052b81040022036200";
+
+TEST(Es384Kat, Rfc6979SignaturesVerify) {
+  auto pub = Es384PublicKey::from_spki_der(from_hex(kSpkiPrefix) + from_hex(kRfc6979Point));
   ASSERT_TRUE(pub);
-  EXPECT_TRUE(pub->verify("sample", sig));
-  EXPECT_FALSE(pub->verify("test", sig));
+  EXPECT_TRUE(pub->verify("sample", from_hex(kRfc6979Sample)));
+  EXPECT_TRUE(pub->verify("test", from_hex(kRfc6979Test)));
+  EXPECT_FALSE(pub->verify("test", from_hex(kRfc6979Sample)));
+}
+
+// Signing is deterministic (RFC 6979, Botan's ECDSA with EMSA1(SHA-384)): the RFC's own key
+// gives the RFC's signatures byte for byte, so the nonce never depends on a random generator.
+TEST(Es384Kat, SigningIsRfc6979Deterministic) {
+  const std::string x = from_hex(kRfc6979X), point = from_hex(kRfc6979Point);
+  OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
+  BIGNUM* bn = BN_bin2bn(reinterpret_cast<const unsigned char*>(x.data()), static_cast<int>(x.size()), nullptr);
+  ASSERT_EQ(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "secp384r1", 0), 1);
+  ASSERT_EQ(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, bn), 1);
+  ASSERT_EQ(OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()), 1);
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr);
+  EVP_PKEY* pkey = nullptr;
+  ASSERT_EQ(EVP_PKEY_fromdata_init(ctx), 1);
+  ASSERT_EQ(EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params), 1);
+  const std::string pem = private_pem_of(pkey);
+  EVP_PKEY_free(pkey);
+  EVP_PKEY_CTX_free(ctx);
+  OSSL_PARAM_free(params);
+  BN_free(bn);
+  OSSL_PARAM_BLD_free(bld);
+
+  auto key = Es384PrivateKey::from_pem(pem);
+  ASSERT_TRUE(key);
+  EXPECT_EQ(key->public_key().spki_der(), from_hex(kSpkiPrefix) + point);
+  EXPECT_EQ(key->sign("sample"), from_hex(kRfc6979Sample));
+  EXPECT_EQ(key->sign("test"), from_hex(kRfc6979Test));
+  EXPECT_EQ(key->sign("sample"), from_hex(kRfc6979Sample));  // again, from the cached signer
+}
+
+// A compressed public point (0x02/0x03 || x) is a valid encoding of the same key: accepted, as
+// OpenSSL always did. The point at infinity (a single 0x00) is no key at all: refused since
+// keys are also loaded into Botan (OpenSSL's d2i_PUBKEY accepts it, and so did presd before).
+TEST(Es384, PointEncodings) {
+  auto key = Es384PrivateKey::generate();
+  const std::string der = key.public_key().spki_der();
+  const std::string point = der.substr(der.size() - 97);
+  ASSERT_EQ(point[0], '\x04');
+  const char tag = static_cast<char>(0x02 | (point[96] & 1));
+  const std::string compressed = from_hex("3046301006072a8648ce3d020106052b81040022033200") +
+                                 std::string(1, tag) + point.substr(1, 48);
+  auto pub = Es384PublicKey::from_spki_der(compressed);
+  ASSERT_TRUE(pub);
+  EXPECT_TRUE(pub->verify("m", key.sign("m")));
+  std::string wrong_y = compressed;
+  wrong_y[23] = static_cast<char>(wrong_y[23] ^ 1);  // the other y (p - y): the negated key
+  auto other = Es384PublicKey::from_spki_der(wrong_y);
+  ASSERT_TRUE(other);
+  EXPECT_FALSE(other->verify("m", key.sign("m")));
+
+  EXPECT_FALSE(Es384PublicKey::from_spki_der(from_hex("3016301006072a8648ce3d020106052b8104002203020000")));
+}
+
+// A key with static storage duration that signs and verifies must not crash the process when
+// it is destroyed after main() (Botan's secure-memory pool must outlive it). gtest runs each
+// test in its own process under ctest, so a crash at exit fails this test.
+TEST(Es384, StaticKeysAreDestroyedSafelyAtExit) {
+  static const Es384PrivateKey key = Es384PrivateKey::generate();
+  static const Es384PublicKey pub = key.public_key();
+  EXPECT_TRUE(pub.verify("m", key.sign("m")));
 }
 
 // The per-thread context caches: more keys than a cache holds, keys dropped and new ones made
