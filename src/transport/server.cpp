@@ -511,10 +511,14 @@ void WsSession::on_readable(error_code ec) {
   }
   std::uint8_t* buf = read_scratch();
   in_read_batch_ = true;
+  bool drained = false;  // a read found the socket empty
   for (int i = 0; i < kReadBurst && state_ != State::done; ++i) {
     error_code rec;
     const std::size_t n = socket_.read_some(asio::buffer(buf, kReadScratchBytes), rec);
-    if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+    if (rec == asio::error::would_block || rec == asio::error::try_again) {
+      drained = true;
+      break;
+    }
     if (rec) {
       if (rec != asio::error::eof) spdlog::debug("transport: ws {} read ended: {}", id_, rec.message());
       in_read_batch_ = false;
@@ -542,12 +546,19 @@ void WsSession::on_readable(error_code ec) {
         arm_kill_timer(kTeardownTime);
       }
     }
-    if (n < kReadScratchBytes) break;  // the socket is empty: spare the EAGAIN read
+    if (n < kReadScratchBytes) {  // the socket is empty: spare the EAGAIN read
+      drained = true;
+      break;
+    }
   }
   in_read_batch_ = false;
   if (state_ == State::done) return;
   flush();
-  if (state_ != State::done) arm_read();
+  if (state_ == State::done) return;
+  if (drained) return arm_read();
+  // Burst limit with bytes still waiting: the readiness edge is spent (Asio's epoll is
+  // edge-triggered and async_wait never reads speculatively), so come back after the others.
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_readable({}); });
 }
 
 void WsSession::on_ws_text(std::string_view message) {

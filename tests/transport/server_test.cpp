@@ -700,6 +700,34 @@ TEST_F(ServerTest, LargeQueueSurvivesPartialWritesIntactAndInOrder) {
   }
 }
 
+TEST_F(ServerTest, MoreThanOneReadBurstAlreadyBufferedIsAllRead) {
+  ServerConfig cfg;
+  cfg.max_ws_queue_bytes = 64 << 20;
+  start(cfg);
+  auto ws = ws_connect();
+  handler_.wait_open(1);
+  // While the I/O thread is held, the client's messages pile up in the kernel, more than one
+  // read burst (16 x 64 KiB). Then the client only waits: the server must read everything
+  // without a new readiness edge.
+  std::promise<void> release;
+  auto held = release.get_future().share();
+  asio::post(io_, [held] { held.wait(); });
+  const std::string msg(10000, 'm');
+  constexpr int kCount = 300;  // 3 MB
+  std::thread writer([&] {
+    for (int i = 0; i < kCount; ++i) ws->write(asio::buffer(msg));
+  });
+  std::this_thread::sleep_for(300ms);
+  release.set_value();
+  writer.join();
+  beast::flat_buffer buf;
+  for (int i = 0; i < kCount; ++i) {
+    ws->read(buf);
+    ASSERT_EQ(buf.size(), msg.size() + 5) << "echo " << i;
+    buf.consume(buf.size());
+  }
+}
+
 TEST_F(ServerTest, ShutdownClosesWebSocketsWith1001AndRunsDone) {
   start();
   auto ws = ws_connect();
