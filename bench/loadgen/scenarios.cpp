@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <unordered_map>
 
 #include "harness.h"
@@ -299,6 +300,7 @@ int run_latency(const Options& o) {
   const std::vector<std::string> tokens = h.load_tokens();
   std::vector<Clock::time_point> sent_at(tokens.size());
   std::vector<double> lat_ms;
+  std::vector<long long> lat_n;  // the PRES each sample belongs to (--samples-out)
   std::size_t subscribed = 0, sent = 0, measure_from = tokens.size(), rejected = 0;
   Fleet subs, senders;
   h.open(subs, o.subs, Conn::Mode::websocket, [&](Conn& c) { c.send_text(subscribe_frame(o.context)); },
@@ -309,8 +311,10 @@ int run_latency(const Options& o) {
              return;
            }
            const long long n = json_int_field(p, "n");
-           if (n >= static_cast<long long>(measure_from) && n < static_cast<long long>(sent))
+           if (n >= static_cast<long long>(measure_from) && n < static_cast<long long>(sent)) {
              lat_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent_at[n]).count());
+             lat_n.push_back(n);
+           }
          });
   h.run_until([&] { return subscribed + subs.failed >= o.subs; }, 60);
   h.open(senders, o.conns, Conn::Mode::websocket, [](Conn&) {},
@@ -348,6 +352,12 @@ int run_latency(const Options& o) {
   const std::size_t expected = (sent - measure_from) * subscribed;
   h.run_until([&] { return lat_ms.size() >= expected; }, 10);
   const std::size_t samples = lat_ms.size();
+  if (!o.samples_out.empty()) {
+    std::ofstream f(o.samples_out);
+    for (std::size_t i = 0; i < samples; ++i)
+      f << lat_n[i] << ' ' << std::chrono::duration<double, std::milli>(sent_at[lat_n[i]] - start).count() << ' '
+        << lat_ms[i] << '\n';
+  }
   Result r("latency", o);
   r.add("subs", o.subs).add("rate", o.rate).add("pres_sent", sent - measure_from).add("deliveries", samples)
       .add("missing", expected > samples ? expected - samples : 0)

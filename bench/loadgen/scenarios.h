@@ -29,6 +29,7 @@ struct Options {
   double warmup_s = 1;
   double rate = 0;              // latency: PRES per second
   bool cycle = false;           // submit: reuse tokens in a cycle (rejection mixes)
+  std::string samples_out;      // latency: every delivery as `n sent_ms latency_ms`, for plots
 };
 
 int run_fanout(const Options& o);

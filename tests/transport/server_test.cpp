@@ -293,7 +293,9 @@ TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrderWithAsyncAnswersBetween) {
     http::response<http::string_body> res;
     http::read(s, buf, res);
     EXPECT_EQ(res.keep_alive(), i < 5) << i;
-    if (res.result_int() == 200) EXPECT_EQ(res["X-Test"], "yes");
+    if (res.result_int() == 200) {
+      EXPECT_EQ(res["X-Test"], "yes");
+    }
     bodies.push_back(res.body().substr(0, res.body().find('|')) + "|" + std::to_string(res.result_int()));
   }
   EXPECT_EQ(bodies, (std::vector<std::string>{"method=GET|200", "method=GET|200", "later|202", "method=POST|200",
@@ -582,6 +584,41 @@ TEST_F(ServerTest, SharedBufferSentToTwoConnections) {
   // Only the test still references the frame once both writes completed.
   for (int i = 0; i < 100 && frame.use_count() > 1; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(frame.use_count(), 1);
+}
+
+// A broadcast to many connections is written in chunks; a second broadcast that becomes ready
+// meanwhile joins the queues of the connections not yet written, so they get both frames in one
+// write, in order.
+TEST_F(ServerTest, BroadcastReadyDuringAFlushRoundSharesTheWrite) {
+  start();
+  constexpr std::size_t kConns = 150;  // several flush chunks
+  std::vector<std::unique_ptr<websocket::stream<tcp::socket>>> clients;
+  for (std::size_t i = 0; i < kConns; ++i) clients.push_back(ws_connect());
+  auto conns = handler_.wait_open(kConns);
+  const TransportStats before = server_->stats();
+  auto a = std::make_shared<const std::string>("first");
+  auto b = std::make_shared<const std::string>("second");
+  on_io([&] {
+    for (auto& c : conns) c->send(a);
+    // Runs after the first chunk of the flush round the sends above scheduled.
+    asio::post(io_, [conns, b] {
+      for (auto& c : conns) c->send(b);
+    });
+    return true;
+  });
+  for (auto& ws : clients) {
+    beast::flat_buffer buf;
+    ws->read(buf);
+    EXPECT_EQ(beast::buffers_to_string(buf.data()), "first");
+    buf.consume(buf.size());
+    ws->read(buf);
+    EXPECT_EQ(beast::buffers_to_string(buf.data()), "second");
+  }
+  const TransportStats after = server_->stats();
+  EXPECT_EQ(after.ws_frames_sent - before.ws_frames_sent, 2 * kConns);
+  // One write per connection per broadcast would be 2 * kConns.
+  EXPECT_LT(after.ws_write_calls - before.ws_write_calls, 2 * kConns - kConns / 4);
+  EXPECT_GE(after.ws_write_calls - before.ws_write_calls, kConns);
 }
 
 TEST_F(ServerTest, SlowConsumerCloses1008) {
