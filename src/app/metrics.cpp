@@ -35,6 +35,8 @@ Metrics::Metrics(const Hub& hub, std::function<std::size_t()> transport_connecti
   federation_queue_ = &prom::BuildGauge().Name("presd_federation_queue_depth").Help("PRES waiting to be sent to other instances").Register(r).Add({});
   ws_frames_sent_ = &prom::BuildCounter().Name("presd_ws_frames_sent_total").Help("WebSocket frames written (data and control)").Register(r).Add({});
   ws_write_calls_ = &prom::BuildCounter().Name("presd_ws_write_calls_total").Help("Gather writes to WebSocket sockets; frames_sent / write_calls = frames per syscall").Register(r).Add({});
+  http_answers_ = &prom::BuildCounter().Name("presd_http_answers_total").Help("HTTP responses serialized for writing (errors answered before closing not counted)").Register(r).Add({});
+  http_write_calls_ = &prom::BuildCounter().Name("presd_http_write_calls_total").Help("Writes of HTTP answers; answers / write_calls = pipelined answers per syscall").Register(r).Add({});
   ws_bytes_sent_ = &prom::BuildCounter().Name("presd_ws_bytes_sent_total").Help("Bytes written to WebSocket sockets").Register(r).Add({});
   auto& bus_messages = prom::BuildCounter().Name("presd_bus_messages_total").Help("Cluster bus messages sent to and received from other nodes").Register(r);
   bus_out_ = &bus_messages.Add({{"direction", "out"}});
@@ -90,6 +92,8 @@ void Metrics::mirror_transport() {
   advance(ws_frames_sent_, now.ws_frames_sent, last_transport_.ws_frames_sent);
   advance(ws_write_calls_, now.ws_write_calls, last_transport_.ws_write_calls);
   advance(ws_bytes_sent_, now.ws_bytes_sent, last_transport_.ws_bytes_sent);
+  advance(http_answers_, now.http_answers, last_transport_.http_answers);
+  advance(http_write_calls_, now.http_write_calls, last_transport_.http_write_calls);
   last_transport_ = now;
 }
 

@@ -66,6 +66,8 @@ class Metrics final : public HubObserver {
   transport::TransportStats last_transport_;
   prometheus::Counter* ws_frames_sent_;
   prometheus::Counter* ws_write_calls_;
+  prometheus::Counter* http_answers_;
+  prometheus::Counter* http_write_calls_;
   prometheus::Counter* ws_bytes_sent_;
   const Broker* broker_ = nullptr;
   BrokerStats last_broker_;

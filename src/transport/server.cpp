@@ -64,6 +64,8 @@ constexpr const char* kServerName = "presd";
 // could destroy the response before the client reads it.
 constexpr std::chrono::milliseconds kLingerTime{1000};
 constexpr std::size_t kLingerMaxBytes = 1 << 20;
+// Read buffer of an HTTP connection while it has requests to read.
+constexpr std::size_t kHttpBusyBufferBytes = 16 * 1024;
 // Connections refused over a connection cap that are being answered at once; beyond, closed.
 constexpr std::size_t kMaxRefusing = 1024;
 
@@ -199,6 +201,7 @@ struct Core : std::enable_shared_from_this<Core> {
   std::atomic<std::size_t> connections{0};
   // Written by the I/O thread only (load + store, no locked add), read by stats() anywhere.
   std::atomic<std::uint64_t> ws_frames_sent{0}, ws_write_calls{0}, ws_bytes_sent{0};
+  std::atomic<std::uint64_t> http_answers{0}, http_write_calls{0};
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
@@ -875,6 +878,7 @@ asio::awaitable<void> HttpSession::linger_close() {
 asio::awaitable<bool> HttpSession::flush_answers() {
   if (answers_.empty()) co_return true;
   stream_.expires_after(core_->cfg.http_read_timeout);
+  Core::add(core_->http_write_calls, 1);
   auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(answers_), use_tuple);
   answers_.clear();
   if (answers_.capacity() > kMaxHeldAnswers) std::string().swap(answers_);
@@ -952,6 +956,9 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
       buffer.commit(n);
     }
     first = false;
+    // Beast reads max(512, free capacity) at a time: room for many requests lets one read take
+    // a pipelined batch, whose answers then share one write (an idle connection shrinks below).
+    buffer.reserve(kHttpBusyBufferBytes);
 
     // The whole request (header and body) must arrive within http_read_timeout (slowloris).
     // A deadline timer cancels the read instead of the stream's own timeout, which would close
@@ -1057,6 +1064,7 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
     const unsigned status = out.status >= 100 && out.status <= 999 ? static_cast<unsigned>(out.status) : 500u;
     const bool keep_alive = client_keep_alive && !core.stopping;
     append_response(self->answers_, out, status, version, keep_alive);
+    Core::add(core.http_answers, 1);
     // Pipelined requests already here are answered first; all their answers share one write.
     const auto pending = buffer.cdata();
     const bool batch = keep_alive && self->answers_.size() < kMaxHeldAnswers &&
@@ -1346,7 +1354,8 @@ std::size_t Server::connection_count() const { return impl_->connections.load();
 
 TransportStats Server::stats() const {
   return {impl_->ws_frames_sent.load(std::memory_order_relaxed), impl_->ws_write_calls.load(std::memory_order_relaxed),
-          impl_->ws_bytes_sent.load(std::memory_order_relaxed)};
+          impl_->ws_bytes_sent.load(std::memory_order_relaxed), impl_->http_answers.load(std::memory_order_relaxed),
+          impl_->http_write_calls.load(std::memory_order_relaxed)};
 }
 
 }  // namespace presd::transport

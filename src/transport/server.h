@@ -29,11 +29,14 @@ struct ServerConfig {
   std::size_t max_connections_per_ip = 1024;     // 429 too_many_connections beyond; 0 = no cap
 };
 
-// WebSocket write counters: frames_sent / write_calls is how many frames one gather write carries.
+// Write counters: frames_sent / write_calls is how many frames one WebSocket gather write
+// carries; http_answers / http_write_calls how many pipelined HTTP answers share one write.
 struct TransportStats {
   std::uint64_t ws_frames_sent = 0;
   std::uint64_t ws_write_calls = 0;
   std::uint64_t ws_bytes_sent = 0;
+  std::uint64_t http_answers = 0;
+  std::uint64_t http_write_calls = 0;
 };
 
 namespace detail {

@@ -47,6 +47,9 @@ e2e('/metrics counts accepted, rejected by code, verify time, deliveries and con
   const writes = metric(m, 'presd_ws_write_calls_total');
   assert.ok(writes >= 1 && writes <= frames, `${writes} writes for ${frames} frames`);
   assert.ok(metric(m, 'presd_ws_bytes_sent_total') > 100);
+  const answers = metric(m, 'presd_http_answers_total');  // this test's REST calls before /metrics
+  const httpWrites = metric(m, 'presd_http_write_calls_total');
+  assert.ok(answers >= 1 && httpWrites >= 1 && httpWrites <= answers, `${httpWrites} HTTP writes for ${answers} answers`);
   assert.equal(metric(m, 'presd_presence_states'), 1);
   assert.ok(metric(m, 'presd_connections') >= 1);
   bob.close();

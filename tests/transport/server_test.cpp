@@ -306,6 +306,31 @@ TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrderWithAsyncAnswersBetween) {
   EXPECT_EQ(ec, http::error::end_of_stream);
 }
 
+// A pipelined batch that arrived in one segment is read in one go and answered in one write
+// (a small read buffer would split it into many reads, each flushing its answers).
+TEST_F(ServerTest, PipelinedBatchInOneSegmentIsAnsweredInOneWrite) {
+  start();
+  auto s = http_connect();
+  constexpr int kRequests = 40;
+  const std::string body(200, 'b');
+  std::string requests;
+  for (int i = 0; i < kRequests; ++i)
+    requests += "POST /p" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n" + body;
+  ASSERT_LT(requests.size(), 14000u);
+  const TransportStats before = server_->stats();
+  asio::write(s.socket(), asio::buffer(requests));
+  beast::flat_buffer buf;
+  for (int i = 0; i < kRequests; ++i) {
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_NE(res.body().find("|path=/p" + std::to_string(i) + "|"), std::string::npos) << i;
+  }
+  const TransportStats after = server_->stats();
+  EXPECT_EQ(after.http_answers - before.http_answers, static_cast<std::uint64_t>(kRequests));
+  EXPECT_LE(after.http_write_calls - before.http_write_calls, 2u);
+}
+
 TEST(HoldsWholeRequest, OnlyWhenNothingMoreMustBeRead) {
   EXPECT_TRUE(detail::holds_whole_request("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_FALSE(detail::holds_whole_request("GET / HTTP/1.1\r\nHost: x\r\n"));
