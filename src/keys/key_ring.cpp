@@ -42,10 +42,14 @@ Status KeyRing::ensure_tenant(std::string_view id_tag, std::int64_t now_s) {
   auto existing = store_.list_keys(id_tag);
   if (!existing) return existing.error();
   if (existing->empty()) {
-    auto id = rotate(id_tag, now_s);
-    // conflict: another node sharing the store created the first key at the same moment (nodes
-    // started together with the same --tenant); its key serves as well as ours would.
-    if (!id && id.code() != ErrorCode::conflict) return id.error();
+    // Always the day's plain key id, not rotate()'s next free one: a node sharing the store that
+    // creates the first key at the same moment (nodes started together with the same --tenant)
+    // makes our insert a conflict, and its key serves as well as ours would. rotate() would
+    // re-list, see that key and add a second one ("-2").
+    Es384PrivateKey priv = Es384PrivateKey::generate();
+    StoredKey first{std::string(id_tag), key_id_for_day(now_s), priv.to_pem(), priv.public_key().spki_der(), now_s,
+                    std::nullopt};
+    if (Status s = store_.add_key(first); !s && s.code() != ErrorCode::conflict) return s;
   }
   return load();
 }

@@ -34,29 +34,42 @@ TEST(KeyRing, EnsureTenantCreatesOneKeyIdempotently) {
 
 // Another node sharing the store inserts the tenant's first key between our look and our
 // insert (nodes started together with the same --tenant).
+// `after_first_list`: the other node commits right after our first look at the keys (it saw
+// none either), before we insert.
 class RacingKeyStore final : public KeyStore {
  public:
-  explicit RacingKeyStore(KeyStore& inner) : inner_(inner) {}
+  explicit RacingKeyStore(KeyStore& inner, bool after_first_list = false)
+      : inner_(inner), after_first_list_(after_first_list) {}
   Status add_tenant(std::string_view id_tag) override { return inner_.add_tenant(id_tag); }
   Result<bool> has_tenant(std::string_view id_tag) override { return inner_.has_tenant(id_tag); }
   Result<std::vector<std::string>> list_tenants() override { return inner_.list_tenants(); }
-  Result<std::vector<StoredKey>> list_keys(std::string_view id_tag) override { return inner_.list_keys(id_tag); }
+  Result<std::vector<StoredKey>> list_keys(std::string_view id_tag) override {
+    auto keys = inner_.list_keys(id_tag);
+    if (after_first_list_ && !raced_ && keys.ok() && keys->empty()) {
+      StoredKey theirs{std::string(id_tag), key_id_for_day(kDay), "", "", kDay, std::nullopt};
+      if (Status s = insert_theirs(theirs); !s) return s.error();
+    }
+    return keys;
+  }
   Status add_key(const StoredKey& key) override {
-    if (!raced_) {
-      raced_ = true;
-      StoredKey theirs = key;
-      const Es384PrivateKey k = Es384PrivateKey::generate();
-      theirs.private_pem = k.to_pem();
-      theirs.public_der = k.public_key().spki_der();
-      if (Status s = inner_.add_key(theirs); !s) return s;
-      winner_pem_ = theirs.private_pem;
+    if (!after_first_list_ && !raced_) {
+      if (Status s = insert_theirs(key); !s) return s;
     }
     return inner_.add_key(key);
   }
   std::string winner_pem_;
 
  private:
+  Status insert_theirs(StoredKey theirs) {
+    raced_ = true;
+    const Es384PrivateKey k = Es384PrivateKey::generate();
+    theirs.private_pem = k.to_pem();
+    theirs.public_der = k.public_key().spki_der();
+    winner_pem_ = theirs.private_pem;
+    return inner_.add_key(theirs);
+  }
   KeyStore& inner_;
+  bool after_first_list_;
   bool raced_ = false;
 };
 
@@ -71,6 +84,19 @@ TEST(KeyRing, EnsureTenantLosingTheFirstKeyRaceUsesTheWinnersKey) {
   ASSERT_TRUE(stored.ok());
   ASSERT_EQ(stored->size(), 1u);
   EXPECT_EQ((*stored)[0].private_pem, racing.winner_pem_);
+}
+
+TEST(KeyRing, EnsureTenantRacedBeforeItsInsertStillEndsWithOneKey) {
+  SqliteStore store(":memory:");
+  RacingKeyStore racing(store, /*after_first_list=*/true);
+  KeyRing ring(racing);
+  Status s = ring.ensure_tenant("alice.example.net", kDay);
+  ASSERT_TRUE(s) << s.error().message;
+  auto stored = store.list_keys("alice.example.net");
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 1u) << "a second first key was added";
+  EXPECT_EQ((*stored)[0].private_pem, racing.winner_pem_);
+  EXPECT_EQ(ring.keys("alice.example.net")->size(), 1u);
 }
 
 TEST(KeyRing, RotationKeepsOldKeysVerifiable) {
