@@ -657,12 +657,15 @@ void WsSession::finish() {
 // HTTP session
 // ---------------------------------------------------------------------------------------------
 
-// Where a Responder leaves its answer; the session coroutine waits on the timer.
+// Where a Responder leaves its answer. The session coroutine waits on the timer, made only for
+// an answer that comes later (most answers are given before on_http returns).
 struct ResponseSlot {
-  explicit ResponseSlot(const asio::any_io_executor& ex) : timer(ex) {}
-  asio::steady_timer timer;
+  std::optional<asio::steady_timer> timer;
   std::optional<HttpResponse> response;
   bool answered = false;
+  void wake() {
+    if (timer) timer->cancel();
+  }
 };
 
 // Shared by every copy of one Responder. Runs on the I/O thread (dispatch is inline there); a
@@ -680,7 +683,7 @@ class ResponderState {
       spdlog::error("transport: HTTP handler dropped its responder without answering");
       slot->answered = true;
       slot->response = HttpResponse{500, "application/json", error_json("internal", "no response"), {}};
-      slot->timer.cancel();
+      slot->wake();
     });
   }
   void respond(HttpResponse r) {
@@ -692,7 +695,7 @@ class ResponderState {
       }
       slot->answered = true;
       slot->response = std::move(r);
-      slot->timer.cancel();
+      slot->wake();
     });
   }
 
@@ -719,7 +722,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
   void force_close() {
     stream_.close();
-    if (slot_) slot_->timer.cancel();
+    if (slot_) slot_->wake();
   }
 
  private:
@@ -860,6 +863,27 @@ bool accepted_encoding(const http::request_header<>& h) {
   return te.empty() || beast::iequals(te, "chunked");
 }
 
+// A request already whole in `buffer` (a pipelined one, or one that arrived in one segment) is
+// parsed in place: true if it was, with `ec` set for a malformed or over-limit request. False
+// leaves the rest to the reading path (the parser may hold a part of the request by then).
+bool parse_buffered_request(http::request_parser<http::string_body>& parser, beast::flat_buffer& buffer,
+                            error_code& ec) {
+  const auto data = buffer.cdata();
+  if (!detail::holds_whole_request({static_cast<const char*>(data.data()), data.size()})) return false;
+  parser.eager(true);
+  while (!parser.is_done()) {
+    const std::size_t used = parser.put(buffer.cdata(), ec);
+    buffer.consume(used);
+    if (ec == http::error::need_more) {
+      ec = {};
+      return false;
+    }
+    if (ec) return true;
+    if (used == 0) return false;
+  }
+  return true;
+}
+
 asio::awaitable<void> HttpSession::linger_close() {
   error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -964,32 +988,46 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
     // A deadline timer cancels the read instead of the stream's own timeout, which would close
     // the socket: the client still gets a coded 408.
     stream.expires_never();
-    RequestDeadline deadline(self, cfg.http_read_timeout);
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(cfg.max_header_bytes, UINT32_MAX)));
     parser.body_limit(cfg.max_body_bytes);
-    auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
-    if (!ec && !parser.is_done() && !accepted_encoding(parser.get())) {
-      spdlog::debug("transport: http {} ({}) body with a content or transfer coding", self->id_, self->ip_);
-      co_await self->write_error_and_close(http::status::unsupported_media_type, "unsupported_encoding",
-                                           "compressed or encoded request bodies are not accepted",
-                                           parser.get().version());
-      break;
-    }
-    if (!ec && !parser.is_done()) {
-      auto expect = parser.get()[http::field::expect];
-      if (beast::iequals(expect, "100-continue")) {
-        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(kContinue), use_tuple);
-        ec = wec;
+    error_code ec;
+    bool timed_out = false;
+    if (parse_buffered_request(parser, buffer, ec)) {
+      // Parsed from what was already read: no deadline, no read, no turn of the event loop.
+      if (!ec && parser.get().has_content_length() && parser.content_length().value_or(0) > 0 &&
+          !accepted_encoding(parser.get())) {
+        spdlog::debug("transport: http {} ({}) body with a content coding", self->id_, self->ip_);
+        co_await self->write_error_and_close(http::status::unsupported_media_type, "unsupported_encoding",
+                                             "compressed or encoded request bodies are not accepted",
+                                             parser.get().version());
+        break;
       }
-      if (!ec) {
-        auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
-        ec = rec;
+    } else {
+      RequestDeadline deadline(self, cfg.http_read_timeout);
+      std::tie(ec, std::ignore) = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+      if (!ec && !parser.is_done() && !accepted_encoding(parser.get())) {
+        spdlog::debug("transport: http {} ({}) body with a content or transfer coding", self->id_, self->ip_);
+        co_await self->write_error_and_close(http::status::unsupported_media_type, "unsupported_encoding",
+                                             "compressed or encoded request bodies are not accepted",
+                                             parser.get().version());
+        break;
       }
+      if (!ec && !parser.is_done()) {
+        auto expect = parser.get()[http::field::expect];
+        if (beast::iequals(expect, "100-continue")) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(kContinue), use_tuple);
+          ec = wec;
+        }
+        if (!ec) {
+          auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+          ec = rec;
+        }
+      }
+      timed_out = deadline.expired();
+      deadline.cancel();
     }
-    const bool timed_out = deadline.expired();
-    deadline.cancel();
     if (ec) {
       const unsigned version = parser.is_header_done() ? parser.get().version() : 11;
       if (timed_out) {
@@ -1028,7 +1066,7 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
 
     const unsigned version = req.version();
     const bool client_keep_alive = req.keep_alive();
-    auto slot = std::make_shared<ResponseSlot>(stream.get_executor());
+    auto slot = std::make_shared<ResponseSlot>();
     self->slot_ = slot;
     {
       auto state = std::make_shared<ResponderState>(slot, stream.get_executor());
@@ -1053,8 +1091,8 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
       // Answered later (a signature check): what is held for earlier requests goes out now.
       if (!co_await self->flush_answers()) break;
       if (!slot->response) {  // the answer may have come while that write was under way
-        slot->timer.expires_at(std::chrono::steady_clock::time_point::max());
-        co_await slot->timer.async_wait(use_tuple);
+        slot->timer.emplace(stream.get_executor(), std::chrono::steady_clock::time_point::max());
+        co_await slot->timer->async_wait(use_tuple);
       }
     }
     self->slot_.reset();

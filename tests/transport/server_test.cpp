@@ -528,6 +528,31 @@ TEST_F(ServerTest, EncodedRequestBodyIsRefusedBeforeItIsRead) {
   EXPECT_NE(res.body().find(R"("code":"unsupported_encoding")"), std::string::npos) << res.body();
 }
 
+// The same when the encoded body arrived with its header (parsed from the buffer, not read),
+// and a malformed request that arrived whole is a coded 400 as well.
+TEST_F(ServerTest, WholeBufferedRequestsGetTheSameRefusals) {
+  start();
+  {
+    auto s = http_connect();
+    asio::write(s.socket(), asio::buffer(std::string(
+        "POST /x HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nabcd")));
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    EXPECT_EQ(res.result_int(), 415);
+    EXPECT_NE(res.body().find(R"("code":"unsupported_encoding")"), std::string::npos) << res.body();
+  }
+  {
+    auto s = http_connect();
+    asio::write(s.socket(), asio::buffer(std::string("GET /x HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")));
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    EXPECT_EQ(res.result_int(), 400);
+    EXPECT_NE(res.body().find(R"("code":"bad_request")"), std::string::npos) << res.body();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // WebSocket
 // ---------------------------------------------------------------------------------------------
