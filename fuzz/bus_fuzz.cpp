@@ -22,7 +22,7 @@ class Sink final : public presd::transport::WsConnection {
     std::string f = *frame;
     // Deliveries carry the hub's random frame-id prefix ("<12 hex>-<n>"): compared without it.
     if (f.starts_with("{\"id\":\"") && f.size() > 19 && f[19] == '-') f.replace(7, 12, "<prefix>");
-    // The ack of a server-signed PRES carries the new token: ECDSA signatures differ per signing.
+    // The ack of a server-signed PRES carries the new token, signed with each World's own key.
     if (auto at = f.find("\"token\":\""); at != std::string::npos) {
       const auto from = at + 9, to = f.find('"', from);
       if (to != std::string::npos) f.replace(from, to - from, "<token>");
