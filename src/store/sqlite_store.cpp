@@ -159,11 +159,12 @@ class Use {
 
 }  // namespace
 
-// The lookups the hub makes per subscribe and per accepted PRES, prepared on first use and kept:
+// The lookups the hub makes per subscribe and per accepted PRES (the context, the sender's
+// membership, the member list for relays to other instances), prepared on first use and kept:
 // compiling the SQL cost more than running it (sqlite3_prepare_v2 + finalize were ~60% of a
 // find_context). prepare_v2 statements recompile themselves if another process changes the schema.
 struct SqliteStore::Lookups {
-  std::unique_ptr<SQLite::Statement> find_context, find_member;
+  std::unique_ptr<SQLite::Statement> find_context, find_member, list_members;
 };
 
 namespace {
@@ -306,12 +307,12 @@ Result<std::optional<Member>> SqliteStore::find_member(std::string_view context_
 
 Result<std::vector<Member>> SqliteStore::list_members(std::string_view context_id) {
   return guarded("list_members", [&]() -> Result<std::vector<Member>> {
-    SQLite::Statement q(*db_,
-                        "SELECT id_tag, role, deleted, updated_at FROM members "
-                        "WHERE context_id = ? ORDER BY id_tag");
-    q.bind(1, str(context_id));
+    Use q(prepared(lookups_->list_members, *db_,
+                   "SELECT id_tag, role, deleted, updated_at FROM members "
+                   "WHERE context_id = ? ORDER BY id_tag"));
+    q->bind(1, str(context_id));
     std::vector<Member> out;
-    while (q.executeStep()) out.push_back(read_member(q));
+    while (q->executeStep()) out.push_back(read_member(*q));
     return out;
   });
 }

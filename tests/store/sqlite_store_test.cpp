@@ -379,9 +379,16 @@ TEST(SqliteStoreFile, PreparedLookupsSeeEveryCommitOfOtherConnections) {
     ASSERT_TRUE(m && m->has_value());
     EXPECT_EQ((*m)->role, round == 1 ? Role::observer : Role::member);
     EXPECT_FALSE((*m)->deleted);
+    auto listed = server.list_members("room:a");
+    ASSERT_TRUE(listed.ok());
+    ASSERT_EQ(listed->size(), 1u);
+    EXPECT_EQ((*listed)[0].role, round == 1 ? Role::observer : Role::member);
     ASSERT_TRUE(cli.revoke("room:a", "u.example.net"));
     EXPECT_TRUE((*server.find_member("room:a", "u.example.net"))->deleted);
+    EXPECT_TRUE((*server.list_members("room:a"))[0].deleted);
   }
+  ASSERT_TRUE(cli.grant("room:a", "v.example.net", Role::member));
+  EXPECT_EQ(server.list_members("room:a")->size(), 2u);
   ASSERT_TRUE(cli.create_context({"room:b", "o.example.net", "o.example.net", 2}));
   EXPECT_EQ((*server.find_context("room:b"))->id, "room:b");
   ASSERT_TRUE(cli.delete_context("room:b"));
@@ -389,6 +396,7 @@ TEST(SqliteStoreFile, PreparedLookupsSeeEveryCommitOfOtherConnections) {
   // The server's connection holds no snapshot: a full checkpoint by another connection succeeds.
   SQLite::Database other(dir.file("presd.db"), SQLite::OPEN_READWRITE);
   (void)server.find_context("room:a");
+  (void)server.list_members("room:a");
   SQLite::Statement checkpoint(other, "PRAGMA wal_checkpoint(TRUNCATE)");
   ASSERT_TRUE(checkpoint.executeStep());
   EXPECT_EQ(checkpoint.getColumn(0).getInt(), 0) << "checkpoint blocked by an open read transaction";
