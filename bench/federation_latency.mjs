@@ -3,9 +3,9 @@
 // instances as in tests/e2e/federation.test.mjs: A hosts alice.test, B hosts bob.test, who owns
 // the conversation; each sits behind a TLS front (a node HTTPS proxy, as a deployment would put
 // nginx there) and resolves the other's cl-o.<id_tag> name to it through the test CA. alice asks
-// A to sign a PRES over /ws/bus (`pres`); A verifies nothing more, forwards it to B's /api/inbox;
-// B fetches alice's key once, verifies and delivers to bob's subscription on B. Latency = bob's
-// ACTION receive time - alice's send time, per PRES, at a fixed rate.
+// A to sign a PRES over /ws/bus (`pres`); the conversation being B's, A POSTs the token to B's
+// /api/inbox; B fetches alice's key once, verifies and delivers to bob's subscription on B.
+// Latency = bob's ACTION receive time - alice's send time, per PRES, at a fixed rate.
 //   node bench/federation_latency.mjs [--rate 100] [--count 2000] [--warmup 200]
 // Needs the built binary (build/presd or PRESD_BIN); see docs/performance.md.
 import { performance } from 'node:perf_hooks';
