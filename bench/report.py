@@ -116,7 +116,7 @@ def main():
         budget = 2.0 + (1000.0 / one_verify if one_verify else 0)
         out.append(f"| latency {r['label']}, {f(r,'rate'):.0f} PRES/s to {r['subs']} subs | p50 {f(r,'p50_ms'):.2f} ms, "
                    f"p99 {f(r,'p99_ms'):.2f} ms, max {f(r,'max_ms'):.2f} ms{missing(r)} | server {f(r,'server_cores'):.2f} cores | "
-                   f"p99 < 2 ms + one verify = {budget:.1f} ms | {verdict(f(r,'p99_ms') < budget)} |")
+                   f"p99 < 2 ms + one verify = {budget:.2f} ms | {verdict(f(r,'p99_ms') < budget)} |")
     for r in pick(rows, scenario="federation_latency"):
         out.append(f"| latency across two instances (TLS fronts), {f(r,'rate'):.0f} PRES/s | p50 {f(r,'p50_ms'):.2f} ms, "
                    f"p99 {f(r,'p99_ms'):.2f} ms, max {f(r,'max_ms'):.2f} ms{missing(r)} | not pinned | < 10 ms | "
