@@ -326,8 +326,7 @@ TEST_F(ServerTest, PipelinedBatchInOneSegmentIsAnsweredInOneWrite) {
     EXPECT_EQ(res.result_int(), 200);
     EXPECT_NE(res.body().find("|path=/p" + std::to_string(i) + "|"), std::string::npos) << i;
   }
-  // Read on the I/O thread: the handler that wrote the last frame counts it after its write
-  // returns, which may be after the client has read it.
+  // Read on the I/O thread, after the handlers that wrote the answers.
   const TransportStats after = on_io([&] { return server_->stats(); });
   EXPECT_EQ(after.http_answers - before.http_answers, static_cast<std::uint64_t>(kRequests));
   EXPECT_LE(after.http_write_calls - before.http_write_calls, 2u);
