@@ -14,6 +14,8 @@ int hex_value(char c) {
 }  // namespace
 
 std::string percent_decode(std::string_view in, bool plus_as_space) {
+  if (in.find('%') == std::string_view::npos && (!plus_as_space || in.find('+') == std::string_view::npos))
+    return std::string(in);  // the usual path: nothing to decode
   std::string out;
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {

@@ -111,8 +111,8 @@ std::string host_without_port(std::string_view host) {
     if (colon != std::string_view::npos) h = h.substr(0, colon);
   }
   std::string out(h);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return out;
 }
 
@@ -124,9 +124,18 @@ HttpRequest to_request(http::request<http::string_body>& req, const std::string&
   const auto q = target.find('?');
   r.path = detail::percent_decode(target.substr(0, q), false);
   if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
-  r.host = host_without_port(req[http::field::host]);
-  r.authorization = std::string(req[http::field::authorization]);
-  r.content_type = std::string(req[http::field::content_type]);
+  // One pass over the fields, taking the first of each as req[field] would (three lookups in
+  // Beast's case-insensitive field tree cost more).
+  bool host = false, authorization = false, content_type = false;
+  for (const auto& f : req) {
+    if (f.name() == http::field::host && !std::exchange(host, true)) {
+      r.host = host_without_port(f.value());
+    } else if (f.name() == http::field::authorization && !std::exchange(authorization, true)) {
+      r.authorization = std::string(f.value());
+    } else if (f.name() == http::field::content_type && !std::exchange(content_type, true)) {
+      r.content_type = std::string(f.value());
+    }
+  }
   r.body = std::move(req.body());
   r.remote_ip = remote_ip;
   return r;
@@ -668,17 +677,17 @@ struct ResponseSlot {
   }
 };
 
-// Shared by every copy of one Responder. Runs on the I/O thread (dispatch is inline there); a
-// Responder dropped without being called answers 500, so the connection never hangs.
+// Shared by every copy of one Responder. Runs on the I/O thread (inline when called there, posted
+// from any other); a Responder dropped without being called answers 500, so the connection never
+// hangs.
 class ResponderState {
  public:
-  ResponderState(std::shared_ptr<ResponseSlot> slot, asio::any_io_executor ex)
-      : slot_(std::move(slot)), ex_(std::move(ex)) {}
+  ResponderState(std::shared_ptr<ResponseSlot> slot, asio::io_context& io) : slot_(std::move(slot)), io_(io) {}
   ResponderState(const ResponderState&) = delete;
   ResponderState& operator=(const ResponderState&) = delete;
   ~ResponderState() {
     if (called_.load(std::memory_order_relaxed)) return;
-    asio::dispatch(ex_, [slot = slot_] {
+    on_io_thread([slot = slot_] {
       if (slot->answered) return;
       spdlog::error("transport: HTTP handler dropped its responder without answering");
       slot->answered = true;
@@ -688,7 +697,7 @@ class ResponderState {
   }
   void respond(HttpResponse r) {
     called_.store(true, std::memory_order_relaxed);
-    asio::dispatch(ex_, [slot = slot_, r = std::move(r)]() mutable {
+    on_io_thread([slot = slot_, r = std::move(r)]() mutable {
       if (slot->answered) {
         spdlog::warn("transport: HTTP responder called more than once; ignored");
         return;
@@ -700,8 +709,17 @@ class ResponderState {
   }
 
  private:
+  template <class F>
+  void on_io_thread(F&& f) {
+    if (io_.get_executor().running_in_this_thread()) {
+      f();
+    } else {
+      asio::post(io_, std::forward<F>(f));
+    }
+  }
+
   std::shared_ptr<ResponseSlot> slot_;
-  asio::any_io_executor ex_;
+  asio::io_context& io_;
   std::atomic<bool> called_{false};
 };
 
@@ -866,10 +884,12 @@ bool accepted_encoding(const http::request_header<>& h) {
 // A request already whole in `buffer` (a pipelined one, or one that arrived in one segment) is
 // parsed in place: true if it was, with `ec` set for a malformed or over-limit request. False
 // leaves the rest to the reading path (the parser may hold a part of the request by then).
+// `known_whole`: the caller already checked holds_whole_request on this buffer.
 bool parse_buffered_request(http::request_parser<http::string_body>& parser, beast::flat_buffer& buffer,
-                            error_code& ec) {
+                            bool known_whole, error_code& ec) {
   const auto data = buffer.cdata();
-  if (!detail::holds_whole_request({static_cast<const char*>(data.data()), data.size()})) return false;
+  if (!known_whole && !detail::holds_whole_request({static_cast<const char*>(data.data()), data.size()}))
+    return false;
   parser.eager(true);
   while (!parser.is_done()) {
     const std::size_t used = parser.put(buffer.cdata(), ec);
@@ -962,6 +982,7 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
   auto& stream = self->stream_;
   auto& buffer = self->buffer_;
   bool first = true;
+  bool next_is_whole = false;  // the buffer is known to start with a whole request
 
   for (;;) {
     // Wait for the first byte of the next request: http_read_timeout for a new connection,
@@ -993,7 +1014,7 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
     parser.body_limit(cfg.max_body_bytes);
     error_code ec;
     bool timed_out = false;
-    if (parse_buffered_request(parser, buffer, ec)) {
+    if (parse_buffered_request(parser, buffer, std::exchange(next_is_whole, false), ec)) {
       // Parsed from what was already read: no deadline, no read, no turn of the event loop.
       if (!ec && parser.get().has_content_length() && parser.content_length().value_or(0) > 0 &&
           !accepted_encoding(parser.get())) {
@@ -1069,7 +1090,7 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
     auto slot = std::make_shared<ResponseSlot>();
     self->slot_ = slot;
     {
-      auto state = std::make_shared<ResponderState>(slot, stream.get_executor());
+      auto state = std::make_shared<ResponderState>(slot, core.io);
       Responder respond = [state](HttpResponse r) { state->respond(std::move(r)); };
       HttpRequest hr = to_request(req, self->ip_);
       req = {};
@@ -1107,6 +1128,7 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
     const auto pending = buffer.cdata();
     const bool batch = keep_alive && self->answers_.size() < kMaxHeldAnswers &&
                        holds_whole_request({static_cast<const char*>(pending.data()), pending.size()});
+    next_is_whole = batch;
     if (!batch && !co_await self->flush_answers()) break;
     if (!keep_alive) {
       error_code sec;
