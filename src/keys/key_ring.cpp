@@ -21,6 +21,13 @@ std::string key_id_for_day(std::int64_t unix_s) {
 
 namespace {
 
+// A new P-384 key pair as the store keeps it.
+StoredKey new_stored_key(std::string_view id_tag, std::string key_id, std::int64_t now_s) {
+  Es384PrivateKey priv = Es384PrivateKey::generate();
+  return StoredKey{std::string(id_tag), std::move(key_id), priv.to_pem(), priv.public_key().spki_der(), now_s,
+                   std::nullopt};
+}
+
 Result<TenantKey> to_tenant_key(const StoredKey& stored) {
   auto priv = Es384PrivateKey::from_pem(stored.private_pem);
   if (!priv) return Error(ErrorCode::internal, "stored key " + stored.id_tag + "/" + stored.key_id + ": " + priv.error().message);
@@ -46,9 +53,7 @@ Status KeyRing::ensure_tenant(std::string_view id_tag, std::int64_t now_s) {
     // creates the first key at the same moment (nodes started together with the same --tenant)
     // makes our insert a conflict, and its key serves as well as ours would. rotate() would
     // re-list, see that key and add a second one ("-2").
-    Es384PrivateKey priv = Es384PrivateKey::generate();
-    StoredKey first{std::string(id_tag), key_id_for_day(now_s), priv.to_pem(), priv.public_key().spki_der(), now_s,
-                    std::nullopt};
+    const StoredKey first = new_stored_key(id_tag, key_id_for_day(now_s), now_s);
     if (Status s = store_.add_key(first); !s && s.code() != ErrorCode::conflict) return s;
   }
   return load();
@@ -69,9 +74,7 @@ Result<std::string> KeyRing::rotate(std::string_view id_tag, std::int64_t now_s)
     if (!taken) break;
     key_id = day + "-" + std::to_string(n);
   }
-  Es384PrivateKey priv = Es384PrivateKey::generate();
-  StoredKey stored{std::string(id_tag), key_id, priv.to_pem(), priv.public_key().spki_der(), now_s, std::nullopt};
-  if (Status s = store_.add_key(stored); !s) return s.error();
+  if (Status s = store_.add_key(new_stored_key(id_tag, key_id, now_s)); !s) return s.error();
   if (Status s = load(); !s) return s.error();
   return key_id;
 }
