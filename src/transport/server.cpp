@@ -753,6 +753,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   asio::awaitable<void> write_error_and_close(http::status status, std::string_view code, std::string message,
                                               unsigned version);
   asio::awaitable<void> linger_close();
+  // 415 and close: presd never decodes a request body (accepted_encoding).
+  asio::awaitable<void> refuse_encoded_body(unsigned version);
   asio::awaitable<void> upgrade(http::request<http::string_body> req);
   // Writes the answers held back for a pipelined batch; false if the write failed.
   asio::awaitable<bool> flush_answers();
@@ -904,6 +906,12 @@ bool parse_buffered_request(http::request_parser<http::string_body>& parser, bea
   return true;
 }
 
+asio::awaitable<void> HttpSession::refuse_encoded_body(unsigned version) {
+  spdlog::debug("transport: http {} ({}) body with a content or transfer coding", id_, ip_);
+  co_await write_error_and_close(http::status::unsupported_media_type, "unsupported_encoding",
+                                 "compressed or encoded request bodies are not accepted", version);
+}
+
 asio::awaitable<void> HttpSession::linger_close() {
   error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -1018,20 +1026,14 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
       // Parsed from what was already read: no deadline, no read, no turn of the event loop.
       if (!ec && parser.get().has_content_length() && parser.content_length().value_or(0) > 0 &&
           !accepted_encoding(parser.get())) {
-        spdlog::debug("transport: http {} ({}) body with a content coding", self->id_, self->ip_);
-        co_await self->write_error_and_close(http::status::unsupported_media_type, "unsupported_encoding",
-                                             "compressed or encoded request bodies are not accepted",
-                                             parser.get().version());
+        co_await self->refuse_encoded_body(parser.get().version());
         break;
       }
     } else {
       RequestDeadline deadline(self, cfg.http_read_timeout);
       std::tie(ec, std::ignore) = co_await http::async_read_header(stream, buffer, parser, use_tuple);
       if (!ec && !parser.is_done() && !accepted_encoding(parser.get())) {
-        spdlog::debug("transport: http {} ({}) body with a content or transfer coding", self->id_, self->ip_);
-        co_await self->write_error_and_close(http::status::unsupported_media_type, "unsupported_encoding",
-                                             "compressed or encoded request bodies are not accepted",
-                                             parser.get().version());
+        co_await self->refuse_encoded_body(parser.get().version());
         break;
       }
       if (!ec && !parser.is_done()) {
