@@ -32,6 +32,17 @@ def missing(r):
     return f", {n} deliveries missing" if n else ""
 
 
+def near_verify(near, default):
+    """The verify rate measured around a run: the mean of its openssl_near samples."""
+    return (f(near, "verify_before") + f(near, "verify_after")) / 2 if near else default
+
+
+def median_round(runs, key):
+    """The run with the median `key`, and every run's `key` in thousands, ascending."""
+    runs = sorted(runs, key=lambda r: f(r, key))
+    return runs[len(runs) // 2], ", ".join(f"{f(r, key) / 1000:.0f}k" for r in runs)
+
+
 def verdict(ok):
     return "met" if ok else "**not met**"
 
@@ -53,7 +64,7 @@ def main():
         for i, r in enumerate(runs):
             per = f(r, "n_accepted") / max(f(r, "server_cpu_s"), 1e-9)
             near = nears[i] if i < len(nears) else {}
-            ceiling = (f(near, "verify_before") + f(near, "verify_after")) / 2 if near else verify
+            ceiling = near_verify(near, verify)
             rounds.append((per / ceiling if ceiling else 0, per, r, near))
         if not rounds:
             continue
@@ -65,23 +76,22 @@ def main():
                    f"{per:.0f}/s = {ratio:.0%} of the verify rate measured around it (rounds: {each}) | "
                    f">= 90% of verify per core | {verdict(ratio >= 0.9)} |")
     for mode in ("ws", "inbox"):
-        runs = sorted(pick(rows, scenario="submit", label="reject", mode=mode), key=lambda r: f(r, "answers_per_server_cpu_s"))
+        runs = pick(rows, scenario="submit", label="reject", mode=mode)
         if not runs:
             continue
-        r = runs[len(runs) // 2]  # the median round
+        r, rounds = median_round(runs, "answers_per_server_cpu_s")
         rej = f(r, "answers_per_s") - f(r, "accepted_per_s")
         per = f(r, "answers_per_server_cpu_s")
         codes = ", ".join(f"{k[2:]} {v}" for k, v in r.items() if k.startswith("n_"))
-        rounds = ", ".join(f"{f(x, 'answers_per_server_cpu_s') / 1000:.0f}k" for x in runs)
         out.append(f"| rejection ({mode}, median of {rounds}): {codes} | {rej:.0f} rejected/s | {per:.0f}/s | "
                    f">= 200k/s per core | {verdict(per >= 200000)} |")
 
     fan = {}  # the median round of each server
     for name in ("presd", "node", "nats"):
-        runs = sorted(pick(rows, scenario="fanout", label=f"fanout-{name}"), key=lambda r: f(r, "frames_per_server_cpu_s"))
+        runs = pick(rows, scenario="fanout", label=f"fanout-{name}")
         if runs:
-            fan[f"fanout-{name}"] = dict(runs[len(runs) // 2], rounds=", ".join(
-                f"{f(r,'frames_per_server_cpu_s') / 1000:.0f}k" for r in runs))
+            median, rounds = median_round(runs, "frames_per_server_cpu_s")
+            fan[f"fanout-{name}"] = dict(median, rounds=rounds)
     node_rate = f(fan.get("fanout-node", {}), "frames_per_server_cpu_s")
     for name in ("presd", "node", "nats"):
         r = fan.get(f"fanout-{name}")
@@ -112,7 +122,7 @@ def main():
 
     for r in pick(rows, scenario="latency"):
         near = (pick(rows, scenario="openssl_near", mode="latency") or [{}])[0]
-        one_verify = (f(near, "verify_before") + f(near, "verify_after")) / 2 if near else verify
+        one_verify = near_verify(near, verify)
         budget = 2.0 + (1000.0 / one_verify if one_verify else 0)
         out.append(f"| latency {r['label']}, {f(r,'rate'):.0f} PRES/s to {r['subs']} subs | p50 {f(r,'p50_ms'):.2f} ms, "
                    f"p99 {f(r,'p99_ms'):.2f} ms, max {f(r,'max_ms'):.2f} ms{missing(r)} | server {f(r,'server_cores'):.2f} cores | "
