@@ -179,6 +179,12 @@ class ServerTest : public ::testing::Test {
     return fut.get();
   }
 
+  // Read on the I/O thread: a handler counts its write after the write returns, which may be
+  // after the client has read what it wrote.
+  TransportStats stats() {
+    return on_io([&] { return server_->stats(); });
+  }
+
   tcp::endpoint endpoint() const { return {asio::ip::make_address("127.0.0.1"), server_->port()}; }
 
   beast::tcp_stream http_connect() {
@@ -317,7 +323,7 @@ TEST_F(ServerTest, PipelinedBatchInOneSegmentIsAnsweredInOneWrite) {
   for (int i = 0; i < kRequests; ++i)
     requests += "POST /p" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n" + body;
   ASSERT_LT(requests.size(), 14000u);
-  const TransportStats before = on_io([&] { return server_->stats(); });
+  const TransportStats before = stats();
   asio::write(s.socket(), asio::buffer(requests));
   beast::flat_buffer buf;
   for (int i = 0; i < kRequests; ++i) {
@@ -326,8 +332,7 @@ TEST_F(ServerTest, PipelinedBatchInOneSegmentIsAnsweredInOneWrite) {
     EXPECT_EQ(res.result_int(), 200);
     EXPECT_NE(res.body().find("|path=/p" + std::to_string(i) + "|"), std::string::npos) << i;
   }
-  // Read on the I/O thread, after the handlers that wrote the answers.
-  const TransportStats after = on_io([&] { return server_->stats(); });
+  const TransportStats after = stats();
   EXPECT_EQ(after.http_answers - before.http_answers, static_cast<std::uint64_t>(kRequests));
   EXPECT_LE(after.http_write_calls - before.http_write_calls, 2u);
 }
@@ -646,7 +651,7 @@ TEST_F(ServerTest, BroadcastReadyDuringAFlushRoundSharesTheWrite) {
   std::vector<std::unique_ptr<websocket::stream<tcp::socket>>> clients;
   for (std::size_t i = 0; i < kConns; ++i) clients.push_back(ws_connect());
   auto conns = handler_.wait_open(kConns);
-  const TransportStats before = on_io([&] { return server_->stats(); });
+  const TransportStats before = stats();
   auto a = std::make_shared<const std::string>("first");
   auto b = std::make_shared<const std::string>("second");
   on_io([&] {
@@ -665,9 +670,7 @@ TEST_F(ServerTest, BroadcastReadyDuringAFlushRoundSharesTheWrite) {
     ws->read(buf);
     EXPECT_EQ(beast::buffers_to_string(buf.data()), "second");
   }
-  // Read on the I/O thread: the handler that wrote the last frame counts it after its write
-  // returns, which may be after the client has read it.
-  const TransportStats after = on_io([&] { return server_->stats(); });
+  const TransportStats after = stats();
   EXPECT_EQ(after.ws_frames_sent - before.ws_frames_sent, 2 * kConns);
   // One write per connection per broadcast would be 2 * kConns.
   EXPECT_LT(after.ws_write_calls - before.ws_write_calls, 2 * kConns - kConns / 4);
