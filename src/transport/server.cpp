@@ -44,6 +44,7 @@
 
 #include "common/error_code.h"
 #include "transport/detail_url.h"
+#include "transport/http_plain.h"
 #include "transport/ws_codec.h"
 
 namespace presd::transport {
@@ -116,14 +117,17 @@ std::string host_without_port(std::string_view host) {
   return out;
 }
 
-HttpRequest to_request(http::request<http::string_body>& req, const std::string& remote_ip) {
-  HttpRequest r;
-  r.method = std::string(req.method_string());
-  r.target = std::string(req.target());
-  const std::string_view target = r.target;
+void set_target(HttpRequest& r, std::string_view target) {
+  r.target = std::string(target);
   const auto q = target.find('?');
   r.path = detail::percent_decode(target.substr(0, q), false);
   if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
+}
+
+HttpRequest to_request(http::request<http::string_body>& req, const std::string& remote_ip) {
+  HttpRequest r;
+  r.method = std::string(req.method_string());
+  set_target(r, req.target());
   // One pass over the fields, taking the first of each as req[field] would (three lookups in
   // Beast's case-insensitive field tree cost more).
   bool host = false, authorization = false, content_type = false;
@@ -137,6 +141,20 @@ HttpRequest to_request(http::request<http::string_body>& req, const std::string&
     }
   }
   r.body = std::move(req.body());
+  r.remote_ip = remote_ip;
+  return r;
+}
+
+// The same from a plain request scanned in the read buffer (http_plain.h): its fields appear
+// at most once, so "the first of each" is the one there is.
+HttpRequest to_request(const PlainRequest& p, const std::string& remote_ip) {
+  HttpRequest r;
+  r.method = std::string(p.method);
+  set_target(r, p.target);
+  r.host = host_without_port(p.host);
+  r.authorization = std::string(p.authorization);
+  r.content_type = std::string(p.content_type);
+  r.body = std::string(p.body);
   r.remote_ip = remote_ip;
   return r;
 }
@@ -777,39 +795,8 @@ constexpr std::size_t kMaxHeldAnswers = 64 * 1024;
 
 }  // namespace
 
-namespace detail {
-// True if `b` starts with a whole request (header, and a Content-Length body if any): reading it
-// cannot wait on the client, so the answers before it may wait for its answer and go out in the
-// same write. Anything unusual (chunked, a malformed length) says no: the answers go out first.
-bool holds_whole_request(std::string_view b) {
-  const auto end = b.find("\r\n\r\n");
-  if (end == std::string_view::npos) return false;
-  std::size_t body = 0;
-  std::string_view head = b.substr(0, end + 2);
-  for (auto eol = head.find("\r\n"); eol != std::string_view::npos; eol = head.find("\r\n")) {
-    const std::string_view line = head.substr(0, eol);
-    head.remove_prefix(eol + 2);
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    const std::string_view name = line.substr(0, colon);
-    if (beast::iequals(name, "transfer-encoding")) return false;
-    if (!beast::iequals(name, "content-length")) continue;
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    if (value.empty() || value.size() > 9) return false;
-    body = 0;
-    for (char c : value) {
-      if (c < '0' || c > '9') return false;
-      body = body * 10 + static_cast<std::size_t>(c - '0');
-    }
-  }
-  return b.size() >= end + 4 + body;
-}
-}  // namespace detail
 
 namespace {
-using detail::holds_whole_request;
 
 // The response as HTTP/1.x bytes, appended to `out` (what Beast's serializer would write).
 void append_response(std::string& out, const HttpResponse& r, unsigned status, unsigned version, bool keep_alive) {
@@ -883,15 +870,11 @@ bool accepted_encoding(const http::request_header<>& h) {
   return te.empty() || beast::iequals(te, "chunked");
 }
 
-// A request already whole in `buffer` (a pipelined one, or one that arrived in one segment) is
-// parsed in place: true if it was, with `ec` set for a malformed or over-limit request. False
-// leaves the rest to the reading path (the parser may hold a part of the request by then).
-// `known_whole`: the caller already checked holds_whole_request on this buffer.
+// A request already whole in `buffer` (scan_request said `whole`: a pipelined one, or one that
+// arrived in one segment, outside the plain subset) is parsed in place: true if it was, with
+// `ec` set for a malformed or over-limit request. False leaves the rest to the reading path.
 bool parse_buffered_request(http::request_parser<http::string_body>& parser, beast::flat_buffer& buffer,
-                            bool known_whole, error_code& ec) {
-  const auto data = buffer.cdata();
-  if (!known_whole && !detail::holds_whole_request({static_cast<const char*>(data.data()), data.size()}))
-    return false;
+                            error_code& ec) {
   parser.eager(true);
   while (!parser.is_done()) {
     const std::size_t used = parser.put(buffer.cdata(), ec);
@@ -904,6 +887,11 @@ bool parse_buffered_request(http::request_parser<http::string_body>& parser, bea
     if (used == 0) return false;
   }
   return true;
+}
+
+std::string_view buffered(const beast::flat_buffer& buffer) {
+  const auto data = buffer.cdata();
+  return {static_cast<const char*>(data.data()), data.size()};
 }
 
 asio::awaitable<void> HttpSession::refuse_encoded_body(unsigned version) {
@@ -990,7 +978,15 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
   auto& stream = self->stream_;
   auto& buffer = self->buffer_;
   bool first = true;
-  bool next_is_whole = false;  // the buffer is known to start with a whole request
+  const RequestLimits limits{cfg.max_header_bytes, cfg.max_body_bytes};
+  // The scan of the next request made for the batch decision below, reused at the top of the
+  // loop unless the buffer moved since (reserve() may reallocate it).
+  struct Scanned {
+    const char* at = nullptr;
+    RequestScan scan = RequestScan::partial;
+    PlainRequest plain;
+  };
+  Scanned next;
 
   for (;;) {
     // Wait for the first byte of the next request: http_read_timeout for a new connection,
@@ -1013,89 +1009,106 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
     // a pipelined batch, whose answers then share one write (an idle connection shrinks below).
     buffer.reserve(kHttpBusyBufferBytes);
 
-    // The whole request (header and body) must arrive within http_read_timeout (slowloris).
-    // A deadline timer cancels the read instead of the stream's own timeout, which would close
-    // the socket: the client still gets a coded 408.
+    const std::string_view pending = buffered(buffer);
+    Scanned current = std::exchange(next, {});
+    if (current.at != pending.data()) {
+      current.at = pending.data();
+      current.scan = scan_request(pending, limits, current.plain);
+    }
     stream.expires_never();
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(cfg.max_header_bytes, UINT32_MAX)));
-    parser.body_limit(cfg.max_body_bytes);
-    error_code ec;
-    bool timed_out = false;
-    if (parse_buffered_request(parser, buffer, std::exchange(next_is_whole, false), ec)) {
-      // Parsed from what was already read: no deadline, no read, no turn of the event loop.
-      if (!ec && parser.get().has_content_length() && parser.content_length().value_or(0) > 0 &&
-          !accepted_encoding(parser.get())) {
-        co_await self->refuse_encoded_body(parser.get().version());
-        break;
-      }
+
+    HttpRequest hr;
+    unsigned version = 11;
+    bool client_keep_alive = true;
+    if (current.scan == RequestScan::plain) {
+      // The usual request, read from the buffer without Beast's parser: no field map, no
+      // deadline timer, no turn of the event loop.
+      hr = to_request(current.plain, self->ip_);
+      client_keep_alive = current.plain.keep_alive;
+      buffer.consume(current.plain.size);
     } else {
-      RequestDeadline deadline(self, cfg.http_read_timeout);
-      std::tie(ec, std::ignore) = co_await http::async_read_header(stream, buffer, parser, use_tuple);
-      if (!ec && !parser.is_done() && !accepted_encoding(parser.get())) {
-        co_await self->refuse_encoded_body(parser.get().version());
+      // The whole request (header and body) must arrive within http_read_timeout (slowloris).
+      // A deadline timer cancels the read instead of the stream's own timeout, which would close
+      // the socket: the client still gets a coded 408.
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(cfg.max_header_bytes, UINT32_MAX)));
+      parser.body_limit(cfg.max_body_bytes);
+      error_code ec;
+      bool timed_out = false;
+      if (current.scan == RequestScan::whole && parse_buffered_request(parser, buffer, ec)) {
+        // Parsed from what was already read: no deadline, no read, no turn of the event loop.
+        if (!ec && parser.get().has_content_length() && parser.content_length().value_or(0) > 0 &&
+            !accepted_encoding(parser.get())) {
+          co_await self->refuse_encoded_body(parser.get().version());
+          break;
+        }
+      } else {
+        RequestDeadline deadline(self, cfg.http_read_timeout);
+        std::tie(ec, std::ignore) = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+        if (!ec && !parser.is_done() && !accepted_encoding(parser.get())) {
+          co_await self->refuse_encoded_body(parser.get().version());
+          break;
+        }
+        if (!ec && !parser.is_done()) {
+          auto expect = parser.get()[http::field::expect];
+          if (beast::iequals(expect, "100-continue")) {
+            static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+            auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(kContinue), use_tuple);
+            ec = wec;
+          }
+          if (!ec) {
+            auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+            ec = rec;
+          }
+        }
+        timed_out = deadline.expired();
+        deadline.cancel();
+      }
+      if (ec) {
+        const unsigned version = parser.is_header_done() ? parser.get().version() : 11;
+        if (timed_out) {
+          spdlog::debug("transport: http {} ({}) request not complete within {} ms", self->id_, self->ip_,
+                        cfg.http_read_timeout.count());
+          co_await self->write_error_and_close(http::status::request_timeout, "request_timeout",
+                                               "request not complete within the read timeout", version);
+        } else if (ec == http::error::body_limit) {
+          spdlog::debug("transport: http {} ({}) body over {} bytes", self->id_, self->ip_, cfg.max_body_bytes);
+          co_await self->write_error_and_close(http::status::payload_too_large, "payload_too_large",
+                                               "request body exceeds " + std::to_string(cfg.max_body_bytes) + " bytes",
+                                               version);
+        } else if (ec == http::error::header_limit) {
+          spdlog::debug("transport: http {} ({}) header over {} bytes", self->id_, self->ip_, cfg.max_header_bytes);
+          co_await self->write_error_and_close(http::status::request_header_fields_too_large, "header_too_large",
+                                               "request header exceeds " + std::to_string(cfg.max_header_bytes) + " bytes",
+                                               version);
+        } else if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
+          spdlog::debug("transport: http {} ({}) closed mid-request", self->id_, self->ip_);
+        } else if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
+          spdlog::debug("transport: http {} ({}) malformed request: {}", self->id_, self->ip_, ec.message());
+          co_await self->write_error_and_close(http::status::bad_request, "bad_request", "malformed HTTP request",
+                                               version);
+        } else {
+          spdlog::debug("transport: http {} ({}) read failed: {}", self->id_, self->ip_, ec.message());
+        }
         break;
       }
-      if (!ec && !parser.is_done()) {
-        auto expect = parser.get()[http::field::expect];
-        if (beast::iequals(expect, "100-continue")) {
-          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-          auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(kContinue), use_tuple);
-          ec = wec;
-        }
-        if (!ec) {
-          auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
-          ec = rec;
-        }
-      }
-      timed_out = deadline.expired();
-      deadline.cancel();
-    }
-    if (ec) {
-      const unsigned version = parser.is_header_done() ? parser.get().version() : 11;
-      if (timed_out) {
-        spdlog::debug("transport: http {} ({}) request not complete within {} ms", self->id_, self->ip_,
-                      cfg.http_read_timeout.count());
-        co_await self->write_error_and_close(http::status::request_timeout, "request_timeout",
-                                             "request not complete within the read timeout", version);
-      } else if (ec == http::error::body_limit) {
-        spdlog::debug("transport: http {} ({}) body over {} bytes", self->id_, self->ip_, cfg.max_body_bytes);
-        co_await self->write_error_and_close(http::status::payload_too_large, "payload_too_large",
-                                             "request body exceeds " + std::to_string(cfg.max_body_bytes) + " bytes",
-                                             version);
-      } else if (ec == http::error::header_limit) {
-        spdlog::debug("transport: http {} ({}) header over {} bytes", self->id_, self->ip_, cfg.max_header_bytes);
-        co_await self->write_error_and_close(http::status::request_header_fields_too_large, "header_too_large",
-                                             "request header exceeds " + std::to_string(cfg.max_header_bytes) + " bytes",
-                                             version);
-      } else if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
-        spdlog::debug("transport: http {} ({}) closed mid-request", self->id_, self->ip_);
-      } else if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
-        spdlog::debug("transport: http {} ({}) malformed request: {}", self->id_, self->ip_, ec.message());
-        co_await self->write_error_and_close(http::status::bad_request, "bad_request", "malformed HTTP request",
-                                             version);
-      } else {
-        spdlog::debug("transport: http {} ({}) read failed: {}", self->id_, self->ip_, ec.message());
-      }
-      break;
-    }
 
-    http::request<http::string_body> req = parser.release();
-    if (websocket::is_upgrade(req)) {
-      if (!co_await self->flush_answers()) break;
-      co_await self->upgrade(std::move(req));
-      co_return;
-    }
+      http::request<http::string_body> req = parser.release();
+      if (websocket::is_upgrade(req)) {
+        if (!co_await self->flush_answers()) break;
+        co_await self->upgrade(std::move(req));
+        co_return;
+      }
 
-    const unsigned version = req.version();
-    const bool client_keep_alive = req.keep_alive();
+      version = req.version();
+      client_keep_alive = req.keep_alive();
+      hr = to_request(req, self->ip_);
+    }
     auto slot = std::make_shared<ResponseSlot>();
     self->slot_ = slot;
     {
       auto state = std::make_shared<ResponderState>(slot, core.io);
       Responder respond = [state](HttpResponse r) { state->respond(std::move(r)); };
-      HttpRequest hr = to_request(req, self->ip_);
-      req = {};
       if (core.destroyed) {
         respond(HttpResponse{503, "application/json", error_json("unavailable", "server stopping"), {}});
       } else {
@@ -1127,10 +1140,14 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
     append_response(self->answers_, out, status, version, keep_alive);
     Core::add(core.http_answers, 1);
     // Pipelined requests already here are answered first; all their answers share one write.
-    const auto pending = buffer.cdata();
-    const bool batch = keep_alive && self->answers_.size() < kMaxHeldAnswers &&
-                       holds_whole_request({static_cast<const char*>(pending.data()), pending.size()});
-    next_is_whole = batch;
+    Scanned following;
+    if (keep_alive && self->answers_.size() < kMaxHeldAnswers) {
+      const std::string_view rest = buffered(buffer);
+      following.at = rest.data();
+      following.scan = scan_request(rest, limits, following.plain);
+    }
+    const bool batch = following.scan != RequestScan::partial;
+    if (batch) next = following;  // only then is the buffer left as it is until the next turn
     if (!batch && !co_await self->flush_answers()) break;
     if (!keep_alive) {
       error_code sec;

@@ -39,11 +39,6 @@ struct TransportStats {
   std::uint64_t http_write_calls = 0;
 };
 
-namespace detail {
-// True if `b` starts with a whole HTTP request that can be parsed without reading more (server.cpp).
-bool holds_whole_request(std::string_view b);
-}  // namespace detail
-
 class Server {
  public:
   Server(boost::asio::io_context& io, ServerConfig config, Handler& handler);

@@ -337,16 +337,6 @@ TEST_F(ServerTest, PipelinedBatchInOneSegmentIsAnsweredInOneWrite) {
   EXPECT_LE(after.http_write_calls - before.http_write_calls, 2u);
 }
 
-TEST(HoldsWholeRequest, OnlyWhenNothingMoreMustBeRead) {
-  EXPECT_TRUE(detail::holds_whole_request("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-  EXPECT_FALSE(detail::holds_whole_request("GET / HTTP/1.1\r\nHost: x\r\n"));
-  EXPECT_TRUE(detail::holds_whole_request("POST / HTTP/1.1\r\ncontent-LENGTH:  3 \r\n\r\nabcGET"));
-  EXPECT_FALSE(detail::holds_whole_request("POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nabc"));
-  EXPECT_FALSE(detail::holds_whole_request("POST / HTTP/1.1\r\nContent-Length: 3x\r\n\r\nabc"));
-  EXPECT_FALSE(detail::holds_whole_request("POST / HTTP/1.1\r\nContent-Length: 9999999999\r\n\r\n"));
-  EXPECT_FALSE(detail::holds_whole_request("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
-}
-
 TEST_F(ServerTest, DeferredAndDroppedResponders) {
   start();
   auto s = http_connect();
