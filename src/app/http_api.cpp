@@ -76,7 +76,7 @@ void HttpApi::on_http(HttpRequest req, Responder respond) {
 }
 
 void HttpApi::route(HttpRequest& req, Responder& respond) {
-  const std::string& path = req.path;
+  const std::string_view path = req.path;  // compared with literals: no strlen per comparison
   if (path == "/healthz") return respond(json_response(200, "{\"status\":\"ok\"}"));
   if (path == "/readyz")
     return respond(draining_ ? json_response(503, "{\"status\":\"draining\"}") : json_response(200, "{\"status\":\"ready\"}"));
@@ -117,7 +117,7 @@ void HttpApi::route(HttpRequest& req, Responder& respond) {
     if (path == "/api/actions") return handle_actions(req, std::move(respond));
     return handle_inbox(req, std::move(respond));
   }
-  respond(error_response(Error(ErrorCode::not_found, "no route " + req.method + " " + path)));
+  respond(error_response(Error(ErrorCode::not_found, "no route " + req.method + " " + req.path)));
 }
 
 void HttpApi::handle_actions(const HttpRequest& req, Responder respond) {

@@ -39,7 +39,8 @@ class [[nodiscard]] Result {
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
 
-  const Error& error() const { assert(!ok()); return std::get<1>(v_); }
+  const Error& error() const& { assert(!ok()); return std::get<1>(v_); }
+  Error&& error() && { assert(!ok()); return std::get<1>(std::move(v_)); }  // passes it on without a copy
   ErrorCode code() const { return error().code; }
 
  private:
@@ -55,7 +56,8 @@ class [[nodiscard]] Status {
 
   bool ok() const { return !error_.has_value(); }
   explicit operator bool() const { return ok(); }
-  const Error& error() const { assert(!ok()); return *error_; }
+  const Error& error() const& { assert(!ok()); return *error_; }
+  Error&& error() && { assert(!ok()); return *std::move(error_); }
   ErrorCode code() const { return error().code; }
 
  private:

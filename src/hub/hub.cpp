@@ -210,11 +210,12 @@ void Hub::submit_token(std::string compact, Done done, Origin origin, std::optio
 }
 
 Result<std::shared_ptr<PresToken>> Hub::admit_token(std::string_view compact) {
-  auto parsed = parse_pres_token_lean(compact, config_.token_limits);
-  if (!parsed) return rejected(parsed.error());
-  if (auto adm = admit(parsed->claims, &parsed->signature); !adm) return rejected(adm.error());
-  parsed->compact = std::string(compact);  // kept: copied only now
-  return std::make_shared<PresToken>(std::move(parsed.value()));
+  if (Status s = parse_pres_token_into(compact, config_.token_limits, scratch_); !s)
+    return rejected(std::move(s).error());
+  if (auto adm = admit(scratch_.claims, &scratch_.signature); !adm) return rejected(std::move(adm).error());
+  auto token = std::make_shared<PresToken>(scratch_);  // kept: copied only now
+  token->compact = std::string(compact);
+  return token;
 }
 
 void Hub::submit_admitted(std::shared_ptr<PresToken> token, Done done, Origin origin,

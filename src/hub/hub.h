@@ -209,6 +209,7 @@ class Hub {
   std::uint64_t frame_seq_ = 0;
   std::string frame_prefix_;
   std::string interval_key_buffer_;
+  PresToken scratch_;  // admit_token parses into it: its strings are reused, not reallocated
   std::int64_t last_sweep_ms_ = 0;
   HubStats stats_;
   HubObserver null_observer_;

@@ -123,9 +123,22 @@ Status validate_claims(const PresClaims& c, const TokenLimits& limits, bool cont
 
 // The claims as the payload states them, before the rules that do not depend on how it was read.
 struct ReadClaims {
-  PresClaims c;
+  PresClaims& c;
   bool has_iss = false, has_k = false, has_t = false, has_sub = false, has_iat = false;
 };
+
+// Empties c; the strings keep their capacity, so a token parsed into a reused PresToken costs
+// no allocation for its usual claims.
+void clear_claims(PresClaims& c) {
+  c.iss.clear();
+  c.k.clear();
+  c.subtype.clear();
+  c.sub.clear();
+  c.aud.reset();
+  c.content_json.reset();
+  c.iat = 0;
+  c.exp.reset();
+}
 
 // The general path: strict JSON (duplicates refused at any depth), claims in document order,
 // the first claim of a wrong type refused.
@@ -246,45 +259,47 @@ bool read_plain_claims(std::string_view payload, ReadClaims& r) {
 
 Status validate_pres_claims(const PresClaims& c, const TokenLimits& limits) { return validate_claims(c, limits, false); }
 
-Result<PresToken> parse_pres_token_lean(std::string_view compact, const TokenLimits& limits) {
+Status parse_pres_token_into(std::string_view compact, const TokenLimits& limits, PresToken& token) {
+  token.compact.clear();
   if (compact.size() > limits.max_token_bytes)
     return bad(ErrorCode::token_too_large, "token is longer than " + std::to_string(limits.max_token_bytes) + " bytes");
   const auto parts = split_compact_jws(compact);
   if (!parts) return bad(ErrorCode::token_malformed, "a token has exactly three dot-separated segments");
 
-  if (Status s = check_header(parts->header); !s) return s.error();
+  if (Status s = check_header(parts->header); !s) return s;
 
   // The payload is only read here: decoded into a buffer this thread reuses.
   thread_local std::string payload;
   if (!b64::decode_url_strict_into(parts->payload, payload))
     return bad(ErrorCode::token_bad_base64, "payload is not strict base64url");
-  PresToken token;
   if (!b64::decode_url_strict_into(parts->signature, token.signature))
     return bad(ErrorCode::token_bad_base64, "signature is not strict base64url");
   if (token.signature.size() != kEs384SignatureBytes)
     return bad(ErrorCode::token_malformed, "an ES384 signature is 96 bytes (raw r||s)");
 
-  ReadClaims r;
-  const bool plain = fast_path::enabled() && read_plain_claims(payload, r);
+  clear_claims(token.claims);
+  ReadClaims plain_read{token.claims};
+  const bool plain = fast_path::enabled() && read_plain_claims(payload, plain_read);
+  ReadClaims general_read{token.claims};
   if (!plain) {
-    r = ReadClaims{};
-    if (Status s = read_claims(payload, r); !s) return s.error();
+    clear_claims(token.claims);
+    if (Status s = read_claims(payload, general_read); !s) return s;
   }
+  const ReadClaims& r = plain ? plain_read : general_read;
   if (!r.has_iss) return bad(ErrorCode::token_missing_claim, "iss is required");
   if (!r.has_k) return bad(ErrorCode::token_missing_claim, "k is required");
   if (!r.has_t) return bad(ErrorCode::token_missing_claim, "t is required");
   if (!r.has_sub) return bad(ErrorCode::token_missing_claim, "sub is required for PRES");
   if (!r.has_iat) return bad(ErrorCode::token_missing_claim, "iat is required");
-  if (Status s = validate_claims(r.c, limits, plain); !s) return s.error();
-
-  token.claims = std::move(r.c);
+  if (Status s = validate_claims(token.claims, limits, plain); !s) return s;
   token.signing_input_len = parts->signing_input.size();
-  return token;
+  return {};
 }
 
 Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& limits) {
-  auto token = parse_pres_token_lean(compact, limits);
-  if (token) token->compact = std::string(compact);
+  PresToken token;
+  if (Status s = parse_pres_token_into(compact, limits, token); !s) return std::move(s).error();
+  token.compact = std::string(compact);
   return token;
 }
 

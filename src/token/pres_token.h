@@ -50,9 +50,11 @@ struct PresToken {
 // token_malformed, token_bad_base64, token_bad_header, token_bad_json, token_duplicate_claim,
 // token_missing_claim, token_bad_claim, token_forbidden_claim, token_not_pres, token_bad_subtype.
 Result<PresToken> parse_pres_token(std::string_view compact, const TokenLimits& limits = {});
-// The same without the copy of the text: PresToken::compact is left empty, for a caller that
-// refuses most tokens after parsing (the hub's admission) and copies it only for those it keeps.
-Result<PresToken> parse_pres_token_lean(std::string_view compact, const TokenLimits& limits = {});
+// The same into a PresToken the caller reuses (its strings keep their capacity: no allocation
+// per token), without the copy of the text (`compact` is left empty): for the hub's admission,
+// which refuses most tokens it parses under load and copies only those it keeps. On an error,
+// `token` holds no meaningful value.
+Status parse_pres_token_into(std::string_view compact, const TokenLimits& limits, PresToken& token);
 
 // The claim rules parse_pres_token applies (iss/aud canonical id_tags, k, subtype charset and
 // length, sub a valid context id, c a JSON object within max_content_bytes,
