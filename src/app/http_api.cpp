@@ -112,10 +112,11 @@ void HttpApi::route(HttpRequest& req, Responder& respond) {
   if (draining_) return respond(error_response(Error(ErrorCode::unavailable, "server is shutting down")));
   if (path == "/api/actions" || path == "/api/inbox") {
     if (req.method != "POST") return respond(error_response(Error(ErrorCode::method_not_allowed, "POST")));
-    if (std::int64_t wait = ip_limiter_.try_take(req.remote_ip, clock_.now_ms()); wait > 0)
+    const std::int64_t now_ms = clock_.now_ms();
+    if (std::int64_t wait = ip_limiter_.try_take(req.remote_ip, now_ms); wait > 0)
       return respond(error_response(Error(ErrorCode::rate_limited, "too many requests from " + req.remote_ip, wait)));
     if (path == "/api/actions") return handle_actions(req, std::move(respond));
-    return handle_inbox(req, std::move(respond));
+    return handle_inbox(req, now_ms, std::move(respond));
   }
   respond(error_response(Error(ErrorCode::not_found, "no route " + req.method + " " + req.path)));
 }
@@ -139,11 +140,11 @@ void HttpApi::handle_actions(const HttpRequest& req, Responder respond) {
   });
 }
 
-void HttpApi::handle_inbox(const HttpRequest& req, Responder respond) {
+void HttpApi::handle_inbox(const HttpRequest& req, std::int64_t now_ms, Responder respond) {
   auto body = parse_inbox_body(req.body);
   if (!body) return respond(error_response(body.error()));
   const std::string& ip = req.remote_ip;
-  if (std::int64_t left = bad_signature_bans_.banned_for(ip, clock_.now_ms()); left > 0)
+  if (std::int64_t left = bad_signature_bans_.banned_for(ip, now_ms); left > 0)
     return respond(error_response(Error(ErrorCode::rate_limited, ip + " is banned after repeated bad signatures", left)));
   // The cheap checks answer at once; only an admitted token needs the callback.
   auto token = hub_.admit_token(body->token);

@@ -52,7 +52,7 @@ class HttpApi final : public transport::Handler {
  private:
   void route(transport::HttpRequest& req, transport::Responder& respond);
   void handle_actions(const transport::HttpRequest& req, transport::Responder respond);
-  void handle_inbox(const transport::HttpRequest& req, transport::Responder respond);
+  void handle_inbox(const transport::HttpRequest& req, std::int64_t now_ms, transport::Responder respond);
   transport::HttpResponse handle_members(const transport::HttpRequest& req, std::string_view context);
   Result<AccessClaims> authenticate(const transport::HttpRequest& req, bool allow_query) const;
 

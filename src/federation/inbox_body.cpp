@@ -20,7 +20,7 @@ bool read_plain_inbox_body(std::string_view body, InboxBody& out) {
     return s.value(2);
   });
   if (!plain || !s.at_end() || !has_token) return false;
-  out.token.assign(token);
+  out.token = token;
   if (has_relay) out.relay.emplace(relay);
   return true;
 }
@@ -37,7 +37,8 @@ Result<InboxBody> parse_inbox_body(std::string_view body) {
   auto token = obj.find("token");
   if (token == obj.end() || !token->value().is_string())
     return Error(ErrorCode::bad_request, "token (string) is required");
-  out.token = std::string(token->value().get_string());
+  out.unescaped = std::make_unique<const std::string>(token->value().get_string());
+  out.token = *out.unescaped;
   if (auto relay = obj.find("relay"); relay != obj.end()) {
     if (!relay->value().is_string()) return Error(ErrorCode::bad_request, "relay must be a string");
     out.relay = std::string(relay->value().get_string());

@@ -118,15 +118,15 @@ std::string host_without_port(std::string_view host) {
 }
 
 void set_target(HttpRequest& r, std::string_view target) {
-  r.target = std::string(target);
+  r.target.assign(target);
   const auto q = target.find('?');
   r.path = detail::percent_decode(target.substr(0, q), false);
-  if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
+  if (q != std::string_view::npos) r.query.assign(target.substr(q + 1));
 }
 
-HttpRequest to_request(http::request<http::string_body>& req, const std::string& remote_ip) {
-  HttpRequest r;
-  r.method = std::string(req.method_string());
+// Fills a fresh HttpRequest (built in place: no temporary to move from per request).
+void to_request(http::request<http::string_body>& req, const std::string& remote_ip, HttpRequest& r) {
+  r.method.assign(req.method_string());
   set_target(r, req.target());
   // One pass over the fields, taking the first of each as req[field] would (three lookups in
   // Beast's case-insensitive field tree cost more).
@@ -135,28 +135,25 @@ HttpRequest to_request(http::request<http::string_body>& req, const std::string&
     if (f.name() == http::field::host && !std::exchange(host, true)) {
       r.host = host_without_port(f.value());
     } else if (f.name() == http::field::authorization && !std::exchange(authorization, true)) {
-      r.authorization = std::string(f.value());
+      r.authorization.assign(f.value());
     } else if (f.name() == http::field::content_type && !std::exchange(content_type, true)) {
-      r.content_type = std::string(f.value());
+      r.content_type.assign(f.value());
     }
   }
   r.body = std::move(req.body());
   r.remote_ip = remote_ip;
-  return r;
 }
 
 // The same from a plain request scanned in the read buffer (http_plain.h): its fields appear
 // at most once, so "the first of each" is the one there is.
-HttpRequest to_request(const PlainRequest& p, const std::string& remote_ip) {
-  HttpRequest r;
-  r.method = std::string(p.method);
+void to_request(const PlainRequest& p, const std::string& remote_ip, HttpRequest& r) {
+  r.method.assign(p.method);
   set_target(r, p.target);
   r.host = host_without_port(p.host);
-  r.authorization = std::string(p.authorization);
-  r.content_type = std::string(p.content_type);
-  r.body = std::string(p.body);
+  r.authorization.assign(p.authorization);
+  r.content_type.assign(p.content_type);
+  r.body.assign(p.body);
   r.remote_ip = remote_ip;
-  return r;
 }
 
 // Only the teardown after a closing handshake reads this much more before closing the socket.
@@ -949,7 +946,8 @@ asio::awaitable<void> HttpSession::write_error_and_close(http::status status, st
 
 asio::awaitable<void> HttpSession::upgrade(http::request<http::string_body> req) {
   Core& core = *core_;
-  HttpRequest hr = to_request(req, ip_);
+  HttpRequest hr;
+  to_request(req, ip_, hr);
   Handler::WsAccept accept;
   if (core.destroyed) {
     accept.accept = false;
@@ -1023,7 +1021,7 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
     if (current.scan == RequestScan::plain) {
       // The usual request, read from the buffer without Beast's parser: no field map, no
       // deadline timer, no turn of the event loop.
-      hr = to_request(current.plain, self->ip_);
+      to_request(current.plain, self->ip_, hr);
       client_keep_alive = current.plain.keep_alive;
       buffer.consume(current.plain.size);
     } else {
@@ -1102,7 +1100,7 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
 
       version = req.version();
       client_keep_alive = req.keep_alive();
-      hr = to_request(req, self->ip_);
+      to_request(req, self->ip_, hr);
     }
     auto slot = std::make_shared<ResponseSlot>();
     self->slot_ = slot;

@@ -186,7 +186,7 @@ TEST(InboxBodyFastPath, AgreesWithTheGeneralPath) {
   };
   auto describe = [](const Result<InboxBody>& r) {
     if (!r) return std::string(to_string(r.code())) + ": " + r.error().message;
-    return "token=" + r->token + " relay=" + (r->relay ? *r->relay : "-");
+    return "token=" + std::string(r->token) + " relay=" + (r->relay ? *r->relay : "-");
   };
   for (const auto& b : bodies) {
     fast_path::set_enabled(true);
