@@ -71,11 +71,9 @@ Result<AccessClaims> HttpApi::authenticate(const HttpRequest& req, bool allow_qu
   return claims;
 }
 
-void HttpApi::on_http(HttpRequest req, Responder respond) {
-  route(req, respond);
-}
+void HttpApi::on_http(const HttpRequest& req, Responder respond) { route(req, respond); }
 
-void HttpApi::route(HttpRequest& req, Responder& respond) {
+void HttpApi::route(const HttpRequest& req, Responder& respond) {
   const std::string_view path = req.path;  // compared with literals: no strlen per comparison
   if (path == "/healthz") return respond(json_response(200, "{\"status\":\"ok\"}"));
   if (path == "/readyz")

@@ -36,7 +36,7 @@ class HttpApi final : public transport::Handler {
   HttpApi(Hub& hub, MembershipStore& store, KeyStore& key_store, KeyRing& keys, const Clock& clock,
           ApiSecrets secrets, InboxBanConfig ban = {});
 
-  void on_http(transport::HttpRequest request, transport::Responder respond) override;
+  void on_http(const transport::HttpRequest& request, transport::Responder respond) override;
   WsAccept on_ws_upgrade(const transport::HttpRequest& request) override;
   void on_ws_open(const std::shared_ptr<transport::WsConnection>& conn, std::shared_ptr<void> state) override;
   void on_ws_message(const std::shared_ptr<transport::WsConnection>& conn, std::string_view text) override;
@@ -50,7 +50,7 @@ class HttpApi final : public transport::Handler {
   void set_draining() { draining_ = true; }
 
  private:
-  void route(transport::HttpRequest& req, transport::Responder& respond);
+  void route(const transport::HttpRequest& req, transport::Responder& respond);
   void handle_actions(const transport::HttpRequest& req, transport::Responder respond);
   void handle_inbox(const transport::HttpRequest& req, std::int64_t now_ms, transport::Responder respond);
   transport::HttpResponse handle_members(const transport::HttpRequest& req, std::string_view context);

@@ -56,8 +56,9 @@ class Handler {
  public:
   virtual ~Handler() = default;
   // Any HTTP request that is not a WebSocket upgrade. respond() may be called later, from the
-  // I/O thread, exactly once.
-  virtual void on_http(HttpRequest request, Responder respond) = 0;
+  // I/O thread, exactly once. `request` is only valid during the call: the transport reuses it
+  // (and its strings' capacity) for the connection's next request; copy what is kept.
+  virtual void on_http(const HttpRequest& request, Responder respond) = 0;
 
   // A WebSocket upgrade request on `path`. Return true to accept. The connection is always
   // upgraded first (so a refusal can carry a close code, e.g. 4401); on false the transport

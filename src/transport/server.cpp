@@ -117,6 +117,13 @@ std::string host_without_port(std::string_view host) {
   return out;
 }
 
+// Empties a reused request; the strings keep their capacity.
+void clear_request(HttpRequest& r) {
+  for (std::string* s : {&r.method, &r.target, &r.path, &r.query, &r.host, &r.authorization, &r.content_type, &r.body,
+                         &r.remote_ip})
+    s->clear();
+}
+
 void set_target(HttpRequest& r, std::string_view target) {
   r.target.assign(target);
   const auto q = target.find('?');
@@ -124,7 +131,7 @@ void set_target(HttpRequest& r, std::string_view target) {
   if (q != std::string_view::npos) r.query.assign(target.substr(q + 1));
 }
 
-// Fills a fresh HttpRequest (built in place: no temporary to move from per request).
+// Fills an empty HttpRequest (clear_request: the session reuses one).
 void to_request(http::request<http::string_body>& req, const std::string& remote_ip, HttpRequest& r) {
   r.method.assign(req.method_string());
   set_target(r, req.target());
@@ -783,6 +790,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   ConnGuard guard_;
   std::shared_ptr<ResponseSlot> slot_;
   std::string answers_;  // serialized responses not yet written (pipelined requests)
+  HttpRequest request_;  // refilled for each request: its strings keep their capacity
   bool idle_ = false;
   bool registered_ = true;
 };
@@ -1015,7 +1023,8 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
     }
     stream.expires_never();
 
-    HttpRequest hr;
+    HttpRequest& hr = self->request_;
+    clear_request(hr);
     unsigned version = 11;
     bool client_keep_alive = true;
     if (current.scan == RequestScan::plain) {
@@ -1111,7 +1120,7 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
         respond(HttpResponse{503, "application/json", error_json("unavailable", "server stopping"), {}});
       } else {
         try {
-          core.handler.on_http(std::move(hr), std::move(respond));
+          core.handler.on_http(hr, std::move(respond));
         } catch (const std::exception& e) {
           spdlog::error("transport: on_http threw: {}", e.what());
           if (!slot->answered) {
@@ -1153,7 +1162,10 @@ asio::awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
       break;
     }
     // Keep an idle keep-alive connection small.
-    if (buffer.size() == 0 && buffer.capacity() > 4096) buffer.shrink_to_fit();
+    if (buffer.size() == 0 && buffer.capacity() > 4096) {
+      buffer.shrink_to_fit();
+      if (hr.body.capacity() > 4096) std::string().swap(hr.body);
+    }
   }
   co_await self->flush_answers();  // a loop that ended mid-batch still owes those answers
   stream.close();

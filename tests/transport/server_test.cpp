@@ -48,7 +48,7 @@ class TestHandler : public Handler {
 
   std::atomic<int> slow_started{0};  // /slow requests the handler has begun
 
-  void on_http(HttpRequest request, Responder respond) override {
+  void on_http(const HttpRequest& request, Responder respond) override {
     if (request.path == "/later") {
       // Answer asynchronously, from a later I/O-thread turn.
       asio::post(io_, [respond = std::move(respond)] { respond(HttpResponse{202, "text/plain", "later", {}}); });
@@ -335,6 +335,31 @@ TEST_F(ServerTest, PipelinedBatchInOneSegmentIsAnsweredInOneWrite) {
   const TransportStats after = stats();
   EXPECT_EQ(after.http_answers - before.http_answers, static_cast<std::uint64_t>(kRequests));
   EXPECT_LE(after.http_write_calls - before.http_write_calls, 2u);
+}
+
+// One HttpRequest is refilled for each request of a connection: nothing of one request may show
+// in the next, whether it was read by the plain scanner or by Beast (a Transfer-Encoding body).
+TEST_F(ServerTest, ARequestCarriesNothingOverFromThePreviousOne) {
+  start();
+  auto s = http_connect();
+  const std::string requests =
+      "POST /a?q=1 HTTP/1.1\r\nHost: Example.ORG:80\r\nAuthorization: Bearer t\r\nContent-Type: text/x\r\n"
+      "Content-Length: 3\r\n\r\nabc"
+      "GET /b HTTP/1.1\r\n\r\n"
+      "POST /c?q=2 HTTP/1.1\r\nAuthorization: Bearer u\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n0\r\n\r\n"
+      "GET /d HTTP/1.1\r\n\r\n";
+  asio::write(s.socket(), asio::buffer(requests));
+  beast::flat_buffer buf;
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 4; ++i) {
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    bodies.push_back(res.body());
+  }
+  EXPECT_EQ(bodies[0], "method=POST|target=/a?q=1|path=/a|query=q=1|q=1|host=example.org|auth=Bearer t|ct=text/x|ip=127.0.0.1|body=abc");
+  EXPECT_EQ(bodies[1], "method=GET|target=/b|path=/b|query=|q=|host=|auth=|ct=|ip=127.0.0.1|body=");
+  EXPECT_EQ(bodies[2], "method=POST|target=/c?q=2|path=/c|query=q=2|q=2|host=|auth=Bearer u|ct=|ip=127.0.0.1|body=de");
+  EXPECT_EQ(bodies[3], "method=GET|target=/d|path=/d|query=|q=|host=|auth=|ct=|ip=127.0.0.1|body=");
 }
 
 TEST_F(ServerTest, DeferredAndDroppedResponders) {
