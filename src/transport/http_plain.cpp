@@ -1,5 +1,6 @@
 #include "transport/http_plain.h"
 
+#include <cstring>
 #include <utility>
 
 namespace presd::transport {
@@ -65,61 +66,75 @@ bool parse_request_line(std::string_view line, PlainRequest& r) {
   return true;
 }
 
-// The header lines after the request line (each with its CRLF). Fills r and the body length.
-bool parse_fields(std::string_view fields, const RequestLimits& limits, PlainRequest& r, std::size_t& body_bytes) {
+// Which of the fields that may appear only once were seen.
+struct SeenFields {
   bool host = false, authorization = false, content_type = false, length = false, connection = false;
-  auto once = [](bool& seen) { return !std::exchange(seen, true); };
-  while (!fields.empty()) {
-    const std::string_view line = next_line(fields);
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) return false;
-    const std::string_view name = line.substr(0, colon);
-    for (char c : name)
-      if (!is_name_char(c)) return false;
-    std::string_view value = line.substr(colon + 1);
-    for (char c : value)
-      if (!is_value_char(c)) return false;
-    value = trim_blanks(value);
-    if (iequals(name, "host")) {
-      if (!once(host)) return false;
-      r.host = value;
-    } else if (iequals(name, "authorization")) {
-      if (!once(authorization)) return false;
-      r.authorization = value;
-    } else if (iequals(name, "content-type")) {
-      if (!once(content_type)) return false;
-      r.content_type = value;
-    } else if (iequals(name, "content-length")) {
-      if (!once(length) || !plain_length(value, body_bytes) || body_bytes > limits.max_body_bytes) return false;
-    } else if (iequals(name, "connection")) {
-      if (!once(connection)) return false;
-      if (iequals(value, "close"))
-        r.keep_alive = false;
-      else if (!iequals(value, "keep-alive"))
-        return false;
-    } else if (iequals(name, "transfer-encoding") || iequals(name, "content-encoding") || iequals(name, "upgrade") ||
-               iequals(name, "expect") || iequals(name, "proxy-connection")) {
+};
+
+// One header line without its CRLF. Fills r and the body length.
+bool parse_field(std::string_view line, const RequestLimits& limits, PlainRequest& r, SeenFields& seen,
+                 std::size_t& body_bytes) {
+  std::size_t colon = 0;
+  while (colon < line.size() && is_name_char(line[colon])) ++colon;
+  if (colon == 0 || colon == line.size() || line[colon] != ':') return false;
+  const std::string_view name = line.substr(0, colon);
+  std::string_view value = line.substr(colon + 1);
+  for (char c : value)
+    if (!is_value_char(c)) return false;
+  value = trim_blanks(value);
+  auto once = [](bool& flag) { return !std::exchange(flag, true); };
+  if (iequals(name, "host")) {
+    if (!once(seen.host)) return false;
+    r.host = value;
+  } else if (iequals(name, "authorization")) {
+    if (!once(seen.authorization)) return false;
+    r.authorization = value;
+  } else if (iequals(name, "content-type")) {
+    if (!once(seen.content_type)) return false;
+    r.content_type = value;
+  } else if (iequals(name, "content-length")) {
+    if (!once(seen.length) || !plain_length(value, body_bytes) || body_bytes > limits.max_body_bytes) return false;
+  } else if (iequals(name, "connection")) {
+    if (!once(seen.connection)) return false;
+    if (iequals(value, "close"))
+      r.keep_alive = false;
+    else if (!iequals(value, "keep-alive"))
       return false;
-    }
+  } else if (iequals(name, "transfer-encoding") || iequals(name, "content-encoding") || iequals(name, "upgrade") ||
+             iequals(name, "expect") || iequals(name, "proxy-connection")) {
+    return false;
   }
   return true;
 }
 
 }  // namespace
 
+// One pass, a line at a time: a plain line never holds a bare CR or LF, so the first empty line
+// is where the first CRLFCRLF is.
 RequestScan scan_request(std::string_view b, const RequestLimits& limits, PlainRequest& out) {
-  const auto end = b.find("\r\n\r\n");
-  if (end == std::string_view::npos) return RequestScan::partial;
-  const std::size_t header_bytes = end + 4;
+  auto not_plain = [b] { return holds_whole_request(b) ? RequestScan::whole : RequestScan::partial; };
   PlainRequest r;
+  SeenFields seen;
   std::size_t body_bytes = 0;
-  std::string_view head = b.substr(0, end + 2);  // every line with its CRLF
-  const bool plain = header_bytes < limits.max_header_bytes && parse_request_line(next_line(head), r) &&
-                     parse_fields(head, limits, r, body_bytes);
-  if (!plain) return holds_whole_request(b) ? RequestScan::whole : RequestScan::partial;
-  if (b.size() - header_bytes < body_bytes) return RequestScan::partial;
-  r.body = b.substr(header_bytes, body_bytes);
-  r.size = header_bytes + body_bytes;
+  std::size_t pos = 0;  // start of the next line
+  bool request_line = true;
+  for (;;) {
+    const void* lf = std::memchr(b.data() + pos, '\n', b.size() - pos);
+    if (!lf) return RequestScan::partial;  // every line so far was plain: none ended the header
+    const std::size_t eol = static_cast<std::size_t>(static_cast<const char*>(lf) - b.data());
+    if (eol == pos || b[eol - 1] != '\r') return not_plain();  // a bare LF
+    const std::string_view line = b.substr(pos, eol - 1 - pos);
+    pos = eol + 1;
+    if (pos >= limits.max_header_bytes) return not_plain();  // Beast's to refuse (431)
+    if (line.empty()) break;
+    if (request_line ? !parse_request_line(line, r) : !parse_field(line, limits, r, seen, body_bytes))
+      return not_plain();
+    request_line = false;
+  }
+  if (request_line) return not_plain();  // an empty line where the request line should be
+  if (b.size() - pos < body_bytes) return RequestScan::partial;
+  r.body = b.substr(pos, body_bytes);
+  r.size = pos + body_bytes;
   out = r;
   return RequestScan::plain;
 }
