@@ -798,11 +798,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 // Answers of pipelined requests are written together up to this many bytes.
 constexpr std::size_t kMaxHeldAnswers = 64 * 1024;
 
-}  // namespace
-
-
-namespace {
-
 // The response as HTTP/1.x bytes, appended to `out` (what Beast's serializer would write).
 void append_response(std::string& out, const HttpResponse& r, unsigned status, unsigned version, bool keep_alive) {
   out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
