@@ -119,8 +119,10 @@ RequestScan scan_request(std::string_view b, const RequestLimits& limits, PlainR
   std::size_t pos = 0;  // start of the next line
   bool request_line = true;
   for (;;) {
+    // Every line so far was plain and none ended the header.
+    if (pos == b.size()) return RequestScan::partial;  // (memchr must not see an empty view's null)
     const void* lf = std::memchr(b.data() + pos, '\n', b.size() - pos);
-    if (!lf) return RequestScan::partial;  // every line so far was plain: none ended the header
+    if (!lf) return RequestScan::partial;
     const std::size_t eol = static_cast<std::size_t>(static_cast<const char*>(lf) - b.data());
     if (eol == pos || b[eol - 1] != '\r') return not_plain();  // a bare LF
     const std::string_view line = b.substr(pos, eol - 1 - pos);
