@@ -5,19 +5,13 @@
 #include <array>
 #include <charconv>
 
+#include "common/ascii.h"
+
 namespace presd {
 namespace {
 
 Error bad(std::string_view entry, std::string_view why) {
   return Error(ErrorCode::bad_request, "resolver override '" + std::string(entry) + "': " + std::string(why));
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out) {
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  }
-  return out;
 }
 
 // Lowercase LDH host name: at least two labels of 1..63 chars, no leading/trailing '-',
@@ -58,7 +52,7 @@ Result<ResolverOverrideEntry> parse_resolver_override(std::string_view entry) {
   const auto eq = entry.find('=');
   if (eq == std::string_view::npos) return bad(entry, "expected host=ip[:port]");
   ResolverOverrideEntry out;
-  out.host = lower(entry.substr(0, eq));
+  out.host = ascii_lowercase(entry.substr(0, eq));
   if (!valid_host(out.host)) return bad(entry, "host must be a DNS name with at least two labels");
 
   std::string_view rest = entry.substr(eq + 1);
@@ -116,7 +110,7 @@ Status ResolverOverrides::add(std::string_view entry) {
 }
 
 std::optional<ResolvedTarget> ResolverOverrides::lookup(std::string_view host) const {
-  std::string key = lower(host);
+  std::string key = ascii_lowercase(host);
   if (!key.empty() && key.back() == '.') key.pop_back();  // absolute form "cl-o.alice.test."
   const auto it = map_.find(key);
   if (it == map_.end()) return std::nullopt;

@@ -3,21 +3,13 @@
 #include <cstring>
 #include <utility>
 
+#include "common/ascii.h"
+
 namespace presd::transport {
 namespace {
 
 constexpr std::size_t kMaxPlainMethod = 16;
 constexpr std::size_t kMaxLengthDigits = 9;
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-// `lowercase` is a lowercase literal.
-bool iequals(std::string_view s, std::string_view lowercase) {
-  if (s.size() != lowercase.size()) return false;
-  for (std::size_t i = 0; i < s.size(); ++i)
-    if (lower(s[i]) != lowercase[i]) return false;
-  return true;
-}
 
 bool is_name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
@@ -31,9 +23,9 @@ std::string_view trim_blanks(std::string_view v) {
   return v;
 }
 
-// 1..9 digits, no leading zero but "0" itself: one spelling per number.
-bool plain_length(std::string_view v, std::size_t& out) {
-  if (v.empty() || v.size() > kMaxLengthDigits || (v.size() > 1 && v.front() == '0')) return false;
+// A Content-Length value of 1..9 digits (leading zeros allowed).
+bool length_digits(std::string_view v, std::size_t& out) {
+  if (v.empty() || v.size() > kMaxLengthDigits) return false;
   std::size_t n = 0;
   for (char c : v) {
     if (c < '0' || c > '9') return false;
@@ -41,6 +33,11 @@ bool plain_length(std::string_view v, std::size_t& out) {
   }
   out = n;
   return true;
+}
+
+// The same without a leading zero but "0" itself: one spelling per number.
+bool plain_length(std::string_view v, std::size_t& out) {
+  return !(v.size() > 1 && v.front() == '0') && length_digits(v, out);
 }
 
 // Cuts the first CRLF-terminated line off `rest` (which ends with a CRLF).
@@ -83,25 +80,25 @@ bool parse_field(std::string_view line, const RequestLimits& limits, PlainReques
     if (!is_value_char(c)) return false;
   value = trim_blanks(value);
   auto once = [](bool& flag) { return !std::exchange(flag, true); };
-  if (iequals(name, "host")) {
+  if (ascii_iequals(name, "host")) {
     if (!once(seen.host)) return false;
     r.host = value;
-  } else if (iequals(name, "authorization")) {
+  } else if (ascii_iequals(name, "authorization")) {
     if (!once(seen.authorization)) return false;
     r.authorization = value;
-  } else if (iequals(name, "content-type")) {
+  } else if (ascii_iequals(name, "content-type")) {
     if (!once(seen.content_type)) return false;
     r.content_type = value;
-  } else if (iequals(name, "content-length")) {
+  } else if (ascii_iequals(name, "content-length")) {
     if (!once(seen.length) || !plain_length(value, body_bytes) || body_bytes > limits.max_body_bytes) return false;
-  } else if (iequals(name, "connection")) {
+  } else if (ascii_iequals(name, "connection")) {
     if (!once(seen.connection)) return false;
-    if (iequals(value, "close"))
+    if (ascii_iequals(value, "close"))
       r.keep_alive = false;
-    else if (!iequals(value, "keep-alive"))
+    else if (!ascii_iequals(value, "keep-alive"))
       return false;
-  } else if (iequals(name, "transfer-encoding") || iequals(name, "content-encoding") || iequals(name, "upgrade") ||
-             iequals(name, "expect") || iequals(name, "proxy-connection")) {
+  } else if (ascii_iequals(name, "transfer-encoding") || ascii_iequals(name, "content-encoding") ||
+             ascii_iequals(name, "upgrade") || ascii_iequals(name, "expect") || ascii_iequals(name, "proxy-connection")) {
     return false;
   }
   return true;
@@ -151,15 +148,9 @@ bool holds_whole_request(std::string_view b) {
     const auto colon = line.find(':');
     if (colon == std::string_view::npos) continue;
     const std::string_view name = line.substr(0, colon);
-    if (iequals(name, "transfer-encoding")) return false;
-    if (!iequals(name, "content-length")) continue;
-    const std::string_view value = trim_blanks(line.substr(colon + 1));
-    if (value.empty() || value.size() > kMaxLengthDigits) return false;
-    body = 0;
-    for (char c : value) {
-      if (c < '0' || c > '9') return false;
-      body = body * 10 + static_cast<std::size_t>(c - '0');
-    }
+    if (ascii_iequals(name, "transfer-encoding")) return false;
+    if (!ascii_iequals(name, "content-length")) continue;
+    if (!length_digits(trim_blanks(line.substr(colon + 1)), body)) return false;
   }
   return b.size() >= end + 4 + body;
 }

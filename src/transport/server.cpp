@@ -42,6 +42,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/ascii.h"
 #include "common/error_code.h"
 #include "transport/detail_url.h"
 #include "transport/http_plain.h"
@@ -111,10 +112,7 @@ std::string host_without_port(std::string_view host) {
     const auto colon = h.rfind(':');
     if (colon != std::string_view::npos) h = h.substr(0, colon);
   }
-  std::string out(h);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
+  return ascii_lowercase(h);
 }
 
 // Empties a reused request; the strings keep their capacity.
