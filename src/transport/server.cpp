@@ -46,6 +46,7 @@
 #include "common/error_code.h"
 #include "transport/detail_url.h"
 #include "transport/http_plain.h"
+#include "transport/keep_alive_table.h"
 #include "transport/ws_codec.h"
 
 namespace presd::transport {
@@ -238,7 +239,7 @@ struct Core : std::enable_shared_from_this<Core> {
   std::size_t refusing = 0;  // refused connections still being answered (not in `connections`)
   std::uint64_t next_id = 1;
   std::unordered_map<std::uint64_t, HttpSession*> http_sessions;
-  std::unordered_map<std::uint64_t, WsSession*> ws_sessions;  // open WebSockets (after on_ws_open)
+  KeepAliveTable<WsSession> ws_sessions;  // open WebSockets (after on_ws_open), last heard from
   std::vector<std::shared_ptr<WsSession>> dirty;  // WebSockets with frames queued since the last flush
   std::vector<std::shared_ptr<WsSession>> flushing;  // the round being written, from flush_next on
   std::size_t flush_next = 0;
@@ -297,10 +298,13 @@ class WsSession final : public WsConnection,
 
   // Closes the socket without a closing handshake (grace expired, dead peer, kill timer).
   void force_close() { finish(); }
-  // Called by the keep-alive sweep: pings a connection silent for one interval, drops one silent
-  // for two. Returns false if the connection is to be dropped.
-  bool keep_alive(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration interval);
+  // Called by the keep-alive sweep for a connection silent for one interval. Closing connections
+  // are neither pinged nor dropped: their kill timer ends them.
+  void ping();
+  bool is_open() const { return state_ == State::open; }
   void flush();
+
+  std::uint32_t keep_alive_slot = KeepAliveTable<WsSession>::kNoSlot;  // see Core::ws_sessions
 
   bool flush_scheduled = false;  // in Core::dirty
 
@@ -345,15 +349,12 @@ class WsSession final : public WsConnection,
   std::string ip_;
   ConnGuard guard_;
   std::unique_ptr<asio::steady_timer> kill_timer_;
-  std::chrono::steady_clock::time_point last_heard_;
   std::size_t drained_ = 0;
   State state_ = State::open;
   bool open_ = false;        // between on_ws_open and on_ws_close
-  bool registered_ = false;  // in core_->ws_sessions
   bool waiting_writable_ = false;
   bool in_read_batch_ = false;  // replies are flushed when the batch ends
   bool teardown_after_flush_ = false;
-  bool ping_outstanding_ = false;
 };
 
 WsSession::WsSession(std::shared_ptr<Core> core, tcp::socket socket, std::uint64_t id, std::string ip, ConnGuard guard)
@@ -362,12 +363,9 @@ WsSession::WsSession(std::shared_ptr<Core> core, tcp::socket socket, std::uint64
       reader_(core_->cfg.max_ws_message_bytes),
       id_(id),
       ip_(std::move(ip)),
-      guard_(std::move(guard)),
-      last_heard_(std::chrono::steady_clock::now()) {}
+      guard_(std::move(guard)) {}
 
-WsSession::~WsSession() {
-  if (registered_) core_->ws_sessions.erase(id_);
-}
+WsSession::~WsSession() { core_->ws_sessions.remove(this); }
 
 asio::awaitable<void> WsSession::handshake(std::shared_ptr<Core> core, beast::tcp_stream stream, std::uint64_t id,
                                            std::string ip, ConnGuard guard, http::request<http::string_body> req,
@@ -404,8 +402,7 @@ void WsSession::start(Handler::WsAccept accept) {
     return;
   }
   open_ = true;
-  registered_ = true;
-  core.ws_sessions.emplace(id_, this);
+  core.ws_sessions.add(this, std::chrono::steady_clock::now());
   spdlog::debug("transport: ws {} ({}) open", id_, ip_);
   if (!core.destroyed) {
     try {
@@ -547,6 +544,7 @@ void WsSession::on_readable(error_code ec) {
     return finish();
   }
   std::uint8_t* buf = read_scratch();
+  const auto now = std::chrono::steady_clock::now();
   in_read_batch_ = true;
   bool drained = false;  // a read found the socket empty
   for (int i = 0; i < kReadBurst && state_ != State::done; ++i) {
@@ -561,8 +559,7 @@ void WsSession::on_readable(error_code ec) {
       in_read_batch_ = false;
       return finish();
     }
-    last_heard_ = std::chrono::steady_clock::now();
-    ping_outstanding_ = false;
+    core_->ws_sessions.heard(this, now);
     if (state_ == State::draining) {
       drained_ += n;
       if (drained_ > kTeardownMaxBytes) {
@@ -646,15 +643,8 @@ void WsSession::arm_kill_timer(std::chrono::steady_clock::duration after) {
   });
 }
 
-bool WsSession::keep_alive(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration interval) {
-  if (state_ != State::open) return true;  // closing connections have their kill timer
-  const auto silent = now - last_heard_;
-  if (silent >= 2 * interval) return false;
-  if (silent >= interval && !ping_outstanding_) {
-    ping_outstanding_ = true;
-    enqueue(WsOpcode::ping, empty_payload());
-  }
-  return true;
+void WsSession::ping() {
+  if (state_ == State::open) enqueue(WsOpcode::ping, empty_payload());
 }
 
 void WsSession::finish() {
@@ -662,10 +652,7 @@ void WsSession::finish() {
   state_ = State::done;
   const bool was_open = open_;
   open_ = false;
-  if (registered_) {
-    core_->ws_sessions.erase(id_);
-    registered_ = false;
-  }
+  core_->ws_sessions.remove(this);
   if (kill_timer_) kill_timer_->cancel();
   queue_.clear();
   head_ = front_written_ = queued_bytes_ = 0;
@@ -1314,10 +1301,12 @@ void Core::start_keep_alive() {
 }
 
 void Core::keep_alive_sweep() {
-  const auto now = std::chrono::steady_clock::now();
+  std::vector<WsSession*> ping, drop;
+  ws_sessions.sweep(std::chrono::steady_clock::now(), cfg.ws_ping_interval, ping, drop);
+  for (WsSession* s : ping) s->ping();  // queues a frame; the table is left as it is
   std::vector<std::shared_ptr<WsSession>> silent;
-  for (auto& [id, s] : ws_sessions)
-    if (!s->keep_alive(now, cfg.ws_ping_interval)) silent.push_back(s->shared_from_this());
+  for (WsSession* s : drop)
+    if (s->is_open()) silent.push_back(s->shared_from_this());
   for (auto& s : silent) {
     spdlog::debug("transport: ws {} ({}) silent for two ping intervals, closing", s->id(), s->remote_ip());
     s->force_close();
@@ -1326,7 +1315,7 @@ void Core::keep_alive_sweep() {
 
 void Core::force_close_all() {
   std::vector<std::shared_ptr<WsSession>> ws;
-  for (auto& [id, s] : ws_sessions) ws.push_back(s->shared_from_this());
+  ws_sessions.for_each([&](WsSession* s) { ws.push_back(s->shared_from_this()); });
   std::vector<std::shared_ptr<HttpSession>> hs;
   for (auto& [id, s] : http_sessions) hs.push_back(s->shared_from_this());
   for (auto& s : ws) s->force_close();
@@ -1343,7 +1332,7 @@ void Core::begin_shutdown(std::chrono::milliseconds grace, std::function<void()>
                ws_sessions.size(), grace.count());
 
   std::vector<std::shared_ptr<WsSession>> ws;
-  for (auto& [id, s] : ws_sessions) ws.push_back(s->shared_from_this());
+  ws_sessions.for_each([&](WsSession* s) { ws.push_back(s->shared_from_this()); });
   std::vector<std::shared_ptr<HttpSession>> hs;
   for (auto& [id, s] : http_sessions) hs.push_back(s->shared_from_this());
   for (auto& s : ws) s->close(1001, "going away");
