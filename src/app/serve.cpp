@@ -259,6 +259,13 @@ void add_serve_command(CLI::App& root) {
          "Time a request's header and body have to arrive after its first byte (408 request_timeout)")
       ->default_str(std::to_string(o->server.http_read_timeout.count()))
       ->check(CLI::Range(100, 600'000));
+  cmd->add_option_function<std::int64_t>(
+         "--ws-ping-interval-s",
+         [o](std::int64_t s) { o->server.ws_ping_interval = std::chrono::seconds(s); },
+         "Seconds of silence after which a WebSocket is pinged (within a quarter of it); silent for two "
+         "intervals, it is dropped. Keep 1.25 times it under the idle timeout of proxies in front")
+      ->default_str(std::to_string(o->server.ws_ping_interval.count()))
+      ->check(CLI::Range(1, 3600));
   // --config belongs to the root command (CLI11 reads config files there); fallthrough lets it
   // follow `serve` on the command line. The file's [serve] section holds these options.
   // PRESD_<OPTION> environment variables are turned into options by main() (app/env_options.h).

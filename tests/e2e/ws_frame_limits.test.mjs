@@ -33,3 +33,38 @@ e2e('a raised frame budget acknowledges a burst the default would refuse', async
   c.close();
   assert.equal(await S.stop(), 0);
 });
+
+// --ws-ping-interval-s: a silent connection is pinged after the interval (within a quarter of it)
+// and dropped, without a close frame, after two; one that answers stays open.
+e2e('a lowered ping interval pings silent connections and drops the ones that never answer', async () => {
+  const { RawWs, OP } = await import('./ws_raw.mjs');
+  const S = await startPresd({ tenants: ['alice.test'], args: ['--ws-ping-interval-s', '1'] });
+  const path = `/ws/bus?token=${encodeURIComponent(S.accessToken('alice.test'))}`;
+  const answering = await RawWs.connect(S.port, path, { label: 'answering' });
+  const silent = await RawWs.connect(S.port, path, { label: 'silent' });
+  const opened = Date.now();
+  // The answering client pongs every ping (a pong counts as being heard).
+  const pongs = (async () => {
+    for (let i = 0; i < 3; i++) {
+      const ping = await answering.next((f) => f.opcode === OP.PING, 5000, `ping ${i}`);
+      answering.send({ opcode: OP.PONG, payload: ping.payload });
+    }
+  })();
+  const firstPing = await silent.next((f) => f.opcode === OP.PING, 5000, 'the first ping');
+  assert.ok(firstPing.fin);
+  const pingedAfter = Date.now() - opened;
+  assert.ok(pingedAfter >= 900 && pingedAfter < 2500, `pinged after ${pingedAfter} ms`);
+  await silent.ended;
+  const droppedAfter = Date.now() - opened;
+  assert.ok(droppedAfter >= 1900 && droppedAfter < 4500, `dropped after ${droppedAfter} ms`);
+  assert.ok(!silent.frames.some((f) => f.opcode === OP.CLOSE), 'dropped without a close frame');
+  await pongs;
+  assert.ok(!answering.isEnded, 'the answering client is still connected after three pings');
+  answering.socket.destroy();
+  assert.equal(await S.stop(), 0);
+});
+
+e2e('the ping interval refuses values outside 1..3600 s at start', async () => {
+  await assert.rejects(startPresd({ tenants: ['alice.test'], args: ['--ws-ping-interval-s', '0'] }),
+    /ws-ping-interval-s: Value 0 not in range 1 to 3600/);
+});
