@@ -142,6 +142,7 @@ std::size_t Conn::parse(std::string_view data) {
       std::string pong;
       append_client_frame(pong, kPong, f.payload);
       send_raw(pong);
+      ++pings_answered;
     } else if (f.op == kClose) {
       on_message_(*this, kClose, f.payload);
       fail();

@@ -36,6 +36,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   bool is_open() const { return open_; }
   std::size_t index() const { return index_; }
   std::string side;  // per-connection parser state a scenario may keep (NATS stream remainder)
+  std::size_t pings_answered = 0;  // server pings (WebSocket or NATS PING) this connection answered
 
  private:
   void wait_readable();
