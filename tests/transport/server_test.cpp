@@ -63,6 +63,21 @@ class TestHandler : public Handler {
       return;
     }
     if (request.path == "/drop") return;  // responder dropped: the transport answers 500
+    if (request.path == "/copies") {
+      // Copies answer from another thread; the original and the other copies are dropped.
+      Responder copy = respond;
+      Responder unused = copy;
+      std::thread([copy = std::move(copy)] {
+        std::this_thread::sleep_for(20ms);
+        copy(HttpResponse{203, "text/plain", "from a copy", {}});
+      }).detach();
+      return;
+    }
+    if (request.path == "/twice") {
+      respond(HttpResponse{200, "text/plain", "first", {}});
+      respond(HttpResponse{201, "text/plain", "second", {}});  // ignored (and logged)
+      return;
+    }
     HttpResponse res;
     res.content_type = "text/plain";
     res.body = describe(request);
@@ -379,6 +394,29 @@ TEST_F(ServerTest, DeferredAndDroppedResponders) {
   http::response<http::string_body> res2;
   http::read(s, buf, res2);
   EXPECT_EQ(res2.result_int(), 500);
+
+  // Copies of one responder are one answer: the last copy to go was the one that answered.
+  req.target("/copies");
+  http::write(s, req);
+  http::response<http::string_body> res3;
+  http::read(s, buf, res3);
+  EXPECT_EQ(res3.result_int(), 203);
+  EXPECT_EQ(res3.body(), "from a copy");
+
+  req.target("/twice");
+  http::write(s, req);
+  http::response<http::string_body> res4;
+  http::read(s, buf, res4);
+  EXPECT_EQ(res4.result_int(), 200);
+  EXPECT_EQ(res4.body(), "first");
+
+  // Nothing else arrives on the connection: the second answer was dropped, not written.
+  req.target("/");
+  http::write(s, req);
+  http::response<http::string_body> res5;
+  http::read(s, buf, res5);
+  EXPECT_EQ(res5.result_int(), 200);
+  EXPECT_NE(res5.body().find("path=/|"), std::string::npos) << res5.body();
 }
 
 TEST_F(ServerTest, BodyOverLimitIs413AndCloses) {
