@@ -14,7 +14,7 @@ namespace presd {
 struct Hub::ConnState {
   std::shared_ptr<Connection> conn;
   std::string user;
-  std::unordered_set<std::string> contexts;
+  std::unordered_map<std::string, std::size_t> contexts;  // subscribed: the position in subscribers_
   TokenBucket pres_quota;
   TokenBucket command_quota;
 };
@@ -68,28 +68,44 @@ std::string_view Hub::interval_key_view(const PresClaims& c) {
 // ---- connections -------------------------------------------------------------------------
 
 void Hub::attach(const std::shared_ptr<Connection>& conn, std::string user) {
-  users_[user].insert(conn.get());
-  conns_[conn.get()] = std::make_unique<ConnState>(ConnState{
+  detach(*conn);  // attached twice: the first state goes with its subscriptions
+  auto st = std::make_unique<ConnState>(ConnState{
       conn, std::move(user), {},
       TokenBucket(config_.rates.connection_rate_per_s, config_.rates.connection_burst, clock_.now_ms()),
       TokenBucket(config_.command_rate_per_s, config_.command_burst, clock_.now_ms())});
+  users_[st->user].insert(st.get());
+  conns_[conn.get()] = std::move(st);
 }
 
 void Hub::detach(const Connection& conn) {
   auto it = conns_.find(&conn);
   if (it == conns_.end()) return;
   ConnState& st = *it->second;
-  for (const auto& ctx : st.contexts) {
-    auto s = subscribers_.find(ctx);
-    if (s == subscribers_.end()) continue;
-    s->second.erase(&conn);
-    if (s->second.empty()) subscribers_.erase(s);
-  }
+  for (const auto& [context, index] : st.contexts) unlink_subscriber(context, index);
   if (auto u = users_.find(st.user); u != users_.end()) {
-    u->second.erase(&conn);
+    u->second.erase(&st);
     if (u->second.empty()) users_.erase(u);
   }
+  if (delivering_ > 0) detached_while_delivering_.push_back(st.conn);
   conns_.erase(it);
+}
+
+void Hub::add_subscriber(ConnState& st, const std::string& context) {
+  auto& subs = subscribers_[context];
+  st.contexts.emplace(context, subs.size());
+  subs.push_back(Subscriber{&st, st.conn.get()});
+}
+
+void Hub::unlink_subscriber(const std::string& context, std::size_t index) {
+  auto s = subscribers_.find(context);
+  if (s == subscribers_.end()) return;
+  std::vector<Subscriber>& subs = s->second;
+  if (index + 1 != subs.size()) {
+    subs[index] = subs.back();
+    subs[index].state->contexts.find(context)->second = index;
+  }
+  subs.pop_back();
+  if (subs.empty()) subscribers_.erase(s);
 }
 
 const std::string* Hub::user_of(const Connection& conn) const {
@@ -107,8 +123,7 @@ Result<std::vector<const std::string*>> Hub::subscribe(const Connection& conn, c
                  "at most " + std::to_string(config_.max_subscriptions_per_connection) +
                      " subscriptions per connection");
   if (Status s = access_.check(context, st.user, Access::subscribe); !s) return s.error();
-  st.contexts.insert(context);
-  subscribers_[context].insert(&conn);
+  if (!st.contexts.contains(context)) add_subscriber(st, context);
 
   const auto states = presence_.snapshot(context, st.user, clock_.now_ms());
   std::vector<const std::string*> snapshot;
@@ -120,13 +135,11 @@ Result<std::vector<const std::string*>> Hub::subscribe(const Connection& conn, c
 Status Hub::unsubscribe(const Connection& conn, const std::string& context) {
   auto it = conns_.find(&conn);
   if (it == conns_.end()) return Error(ErrorCode::internal, "connection not attached");
-  if (it->second->contexts.erase(context) == 0)
-    return Error(ErrorCode::not_found, "not subscribed to this context");
-  auto s = subscribers_.find(context);
-  if (s != subscribers_.end()) {
-    s->second.erase(&conn);
-    if (s->second.empty()) subscribers_.erase(s);
-  }
+  ConnState& st = *it->second;
+  auto sub = st.contexts.find(context);
+  if (sub == st.contexts.end()) return Error(ErrorCode::not_found, "not subscribed to this context");
+  unlink_subscriber(context, sub->second);
+  st.contexts.erase(sub);
   return {};
 }
 
@@ -143,19 +156,20 @@ std::int64_t Hub::take_command_quota(const Connection& conn) {
 void Hub::on_access_revoked(const std::string& context, const std::string& user) {
   auto u = users_.find(user);
   if (u == users_.end()) return;
-  const std::vector<const Connection*> conns(u->second.begin(), u->second.end());
-  for (const Connection* c : conns) {
+  std::vector<std::shared_ptr<Connection>> conns;
+  for (const ConnState* st : u->second) conns.push_back(st->conn);
+  for (const auto& c : conns) {
     if (!unsubscribe(*c, context)) continue;
     auto frame = std::make_shared<const std::string>(
         frames::unsubscribed_frame(next_frame_id(), context, "access_revoked"));
-    conns_.at(c)->conn->send(frame);
+    c->send(frame);
   }
 }
 
 std::size_t Hub::revalidate_subscriptions() {
   std::vector<std::pair<const Connection*, std::string>> lost;
   for (const auto& [conn, st] : conns_)
-    for (const std::string& context : st->contexts)
+    for (const auto& [context, index] : st->contexts)
       if (Status s = access_.check(context, st->user, Access::subscribe);
           !s && s.code() != ErrorCode::unavailable)  // a busy store is no reason to drop anyone
         lost.emplace_back(conn, context);
@@ -478,17 +492,32 @@ void Hub::relay_to_member_homes(const Accepted& accepted, const std::string& own
 
 void Hub::deliver(const std::shared_ptr<const std::string>& frame, const std::string& context,
                   const std::optional<std::string>& audience) {
-  const auto& index = audience ? users_ : subscribers_;
-  auto it = index.find(audience ? *audience : context);
-  if (it == index.end()) return;
-  // Copy first: a send may close a slow connection and re-enter detach().
-  const std::vector<const Connection*> targets(it->second.begin(), it->second.end());
-  std::size_t sent = 0;
-  for (const Connection* c : targets) {
-    auto st = conns_.find(c);
-    if (st == conns_.end()) continue;
-    if (st->second->conn->send(frame)) ++sent;
+  // The targets first: a send may close a slow connection and re-enter detach(), which changes the
+  // arrays and frees the state; the connection itself stays alive until the loop is over, and a
+  // closed connection's send() does nothing and returns false.
+  std::vector<Connection*> targets;
+  if (audience) {
+    auto u = users_.find(*audience);
+    if (u == users_.end()) return;
+    for (const ConnState* st : u->second) targets.push_back(st->conn.get());
+  } else {
+    auto s = subscribers_.find(context);
+    if (s == subscribers_.end()) return;
+    targets.reserve(s->second.size());
+    for (const Subscriber& sub : s->second) targets.push_back(sub.conn);
   }
+  struct Delivering {
+    Hub& hub;
+    explicit Delivering(Hub& h) : hub(h) { ++hub.delivering_; }
+    ~Delivering() {
+      if (--hub.delivering_ > 0) return;
+      const auto released = std::move(hub.detached_while_delivering_);  // destroyed after the reset
+      hub.detached_while_delivering_.clear();
+    }
+  } delivering(*this);
+  std::size_t sent = 0;
+  for (Connection* c : targets)
+    if (c->send(frame)) ++sent;
   stats_.delivered_frames += sent;
   observer_->on_delivered(sent);
 }

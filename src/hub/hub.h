@@ -166,6 +166,10 @@ class Hub {
 
  private:
   struct ConnState;
+  struct Subscriber {
+    ConnState* state;
+    Connection* conn;  // state->conn, read by deliver() without touching the state
+  };
   struct Admission {
     std::int64_t expires_at_ms;
   };
@@ -182,6 +186,10 @@ class Hub {
   void resolve_key_and_verify(std::shared_ptr<PresToken> token, Origin origin, Done done);
   void deliver(const std::shared_ptr<const std::string>& frame, const std::string& context,
                const std::optional<std::string>& audience);
+  void add_subscriber(ConnState& st, const std::string& context);
+  // Takes the subscriber at `index` out of the context's array, without touching its contexts;
+  // the subscriber moved into its place learns its new position.
+  void unlink_subscriber(const std::string& context, std::size_t index);
   void reject(const Done& done, Error error);
   Error rejected(Error error);  // counts a refusal (stats, observer, debug log)
   void fetch_remote_key_and_verify(std::shared_ptr<PresToken> token, Origin origin, bool retried, Done done);
@@ -203,8 +211,13 @@ class Hub {
   ReplayFilter replay_;
 
   std::unordered_map<const Connection*, std::unique_ptr<ConnState>> conns_;
-  std::unordered_map<std::string, std::unordered_set<const Connection*>> users_;
-  std::unordered_map<std::string, std::unordered_set<const Connection*>> subscribers_;
+  std::unordered_map<std::string, std::unordered_set<ConnState*>> users_;
+  // By context, one dense array a delivery walks (a hash node and a conns_ lookup per target cost
+  // about 10% of a 1000-subscriber fan-out); each ConnState keeps its position in every array it
+  // is in, so that a removal is a swap with the last.
+  std::unordered_map<std::string, std::vector<Subscriber>> subscribers_;
+  int delivering_ = 0;  // deliver() in progress: a connection detached meanwhile is kept alive here
+  std::vector<std::shared_ptr<Connection>> detached_while_delivering_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards callbacks after ~Hub
   std::uint64_t frame_seq_ = 0;
   std::string frame_prefix_;

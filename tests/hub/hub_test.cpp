@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
+#include <random>
+
 #include <boost/json.hpp>
 
 #include "hub/bus_protocol.h"
@@ -131,6 +135,109 @@ TEST_F(HubTest, AudienceReachesOnlyThatUser) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].at("data").at("audience").at("idTag").as_string(), "carol.test");
   EXPECT_EQ(carol_other->take("ACTION").size(), 1u);  // every connection of the aud user
+}
+
+// The subscriber arrays (a swap with the last on removal) stay exact through any order of
+// subscribe, unsubscribe, re-subscribe and detach: every PRES reaches exactly the subscribed set.
+TEST_F(HubTest, SubscribersStayExactThroughChurn) {
+  std::mt19937 rng(20261127);
+  std::vector<std::shared_ptr<RecordingConnection>> conns;
+  std::vector<bool> attached, subscribed;
+  const char* users[] = {"bob.test", "carol.test", "alice.test"};
+  for (int i = 0; i < 40; ++i) {
+    conns.push_back(connect(users[i % 3]));
+    attached.push_back(true);
+    subscribed.push_back(false);
+  }
+  for (int round = 0; round < 60; ++round) {
+    for (int op = 0; op < 15; ++op) {
+      const std::size_t i = rng() % conns.size();
+      const unsigned what = rng() % 10;
+      if (!attached[i]) {
+        if (what < 3) {  // a new connection takes its place
+          conns[i] = connect(users[i % 3]);
+          attached[i] = true;
+          subscribed[i] = false;
+        }
+      } else if (what < 5) {
+        ASSERT_TRUE(hub_->subscribe(*conns[i], kConv).ok());  // again: no second entry
+        subscribed[i] = true;
+      } else if (what < 8) {
+        EXPECT_EQ(hub_->unsubscribe(*conns[i], kConv).ok(), subscribed[i]);
+        subscribed[i] = false;
+      } else {
+        hub_->detach(*conns[i]);
+        attached[i] = false;
+        subscribed[i] = false;
+      }
+    }
+    for (auto& c : conns) c->frames.clear();
+    clock_.advance_ms(1000);  // the issuer's quota and the same-state interval
+    ASSERT_TRUE(request("alice.test", "S" + std::to_string(round)).ok());
+    for (std::size_t i = 0; i < conns.size(); ++i)
+      ASSERT_EQ(conns[i]->take("ACTION").size(), subscribed[i] ? 1u : 0u) << "round " << round << ", connection " << i;
+  }
+  EXPECT_EQ(hub_->stats().subscriptions, static_cast<std::size_t>(std::count(subscribed.begin(), subscribed.end(), true)));
+}
+
+// A send that ends connections (a slow consumer closing re-enters detach()) neither breaks the
+// delivery under way nor frees a connection it still has to visit (the sanitized build sees a
+// use after free if it does).
+class CallbackConnection final : public transport::WsConnection {
+ public:
+  CallbackConnection(std::function<void()> on_send, bool* destroyed) : on_send_(std::move(on_send)), destroyed_(destroyed) {}
+  ~CallbackConnection() override {
+    if (destroyed_) *destroyed_ = true;
+  }
+  bool send(std::shared_ptr<const std::string>) override {
+    ++sends;
+    if (auto f = std::exchange(on_send_, nullptr)) f();
+    return true;
+  }
+  void close(std::uint16_t, std::string) override {}
+  std::uint64_t id() const override { return 9999; }
+  const std::string& remote_ip() const override { return ip_; }
+  int sends = 0;
+
+ private:
+  std::function<void()> on_send_;
+  bool* destroyed_;
+  std::string ip_ = "127.0.0.1";
+};
+
+TEST_F(HubTest, ASendThatDetachesConnectionsLeavesTheDeliveryWhole) {
+  auto before = connect("carol.test");
+  ASSERT_TRUE(hub_->subscribe(*before, kConv).ok());
+  CallbackConnection* later = nullptr;  // only the hub holds it
+  bool later_destroyed = false;
+  std::shared_ptr<CallbackConnection> detacher;
+  detacher = std::make_shared<CallbackConnection>(
+      [&] {
+        hub_->detach(*detacher);
+        hub_->detach(*later);
+      },
+      nullptr);
+  hub_->attach(detacher, "bob.test");
+  ASSERT_TRUE(hub_->subscribe(*detacher, kConv).ok());
+  {
+    auto c = std::make_shared<CallbackConnection>(nullptr, &later_destroyed);
+    hub_->attach(c, "bob.test");
+    ASSERT_TRUE(hub_->subscribe(*c, kConv).ok());
+    later = c.get();
+  }
+  auto after = connect("carol.test");
+  ASSERT_TRUE(hub_->subscribe(*after, kConv).ok());
+
+  ASSERT_TRUE(request("alice.test", "TYPING").ok());
+  EXPECT_EQ(before->take("ACTION").size(), 1u);
+  EXPECT_EQ(after->take("ACTION").size(), 1u);
+  EXPECT_TRUE(later_destroyed) << "released once the delivery is over";
+  EXPECT_EQ(hub_->stats().subscriptions, 2u);
+
+  clock_.advance_ms(1000);
+  ASSERT_TRUE(request("alice.test", "ONLINE").ok());
+  EXPECT_EQ(before->take("ACTION").size(), 1u);
+  EXPECT_EQ(after->take("ACTION").size(), 1u);
 }
 
 TEST_F(HubTest, AudienceWithoutAccessIsRefused) {
