@@ -381,42 +381,33 @@ TEST_F(ServerTest, DeferredAndDroppedResponders) {
   start();
   auto s = http_connect();
   beast::flat_buffer buf;
-  http::request<http::string_body> req{http::verb::get, "/later", 11};
-  req.set(http::field::host, "x");
-  http::write(s, req);
-  http::response<http::string_body> res;
-  http::read(s, buf, res);
-  EXPECT_EQ(res.result_int(), 202);
-  EXPECT_EQ(res.body(), "later");
+  auto get = [&](const char* target) {  // one request after the other on the same connection
+    http::request<http::string_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "x");
+    http::write(s, req);
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    return res;
+  };
+  const auto later = get("/later");
+  EXPECT_EQ(later.result_int(), 202);
+  EXPECT_EQ(later.body(), "later");
 
-  req.target("/drop");
-  http::write(s, req);
-  http::response<http::string_body> res2;
-  http::read(s, buf, res2);
-  EXPECT_EQ(res2.result_int(), 500);
+  EXPECT_EQ(get("/drop").result_int(), 500);
 
   // Copies of one responder are one answer: the last copy to go was the one that answered.
-  req.target("/copies");
-  http::write(s, req);
-  http::response<http::string_body> res3;
-  http::read(s, buf, res3);
-  EXPECT_EQ(res3.result_int(), 203);
-  EXPECT_EQ(res3.body(), "from a copy");
+  const auto copies = get("/copies");
+  EXPECT_EQ(copies.result_int(), 203);
+  EXPECT_EQ(copies.body(), "from a copy");
 
-  req.target("/twice");
-  http::write(s, req);
-  http::response<http::string_body> res4;
-  http::read(s, buf, res4);
-  EXPECT_EQ(res4.result_int(), 200);
-  EXPECT_EQ(res4.body(), "first");
+  const auto twice = get("/twice");
+  EXPECT_EQ(twice.result_int(), 200);
+  EXPECT_EQ(twice.body(), "first");
 
   // Nothing else arrives on the connection: the second answer was dropped, not written.
-  req.target("/");
-  http::write(s, req);
-  http::response<http::string_body> res5;
-  http::read(s, buf, res5);
-  EXPECT_EQ(res5.result_int(), 200);
-  EXPECT_NE(res5.body().find("path=/|"), std::string::npos) << res5.body();
+  const auto next = get("/");
+  EXPECT_EQ(next.result_int(), 200);
+  EXPECT_NE(next.body().find("path=/|"), std::string::npos) << next.body();
 }
 
 TEST_F(ServerTest, BodyOverLimitIs413AndCloses) {
