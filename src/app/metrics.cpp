@@ -38,6 +38,8 @@ Metrics::Metrics(const Hub& hub, std::function<std::size_t()> transport_connecti
   http_answers_ = &prom::BuildCounter().Name("presd_http_answers_total").Help("HTTP responses serialized for writing (errors answered before closing not counted)").Register(r).Add({});
   http_write_calls_ = &prom::BuildCounter().Name("presd_http_write_calls_total").Help("Writes of HTTP answers; answers / write_calls = pipelined answers per syscall").Register(r).Add({});
   ws_bytes_sent_ = &prom::BuildCounter().Name("presd_ws_bytes_sent_total").Help("Bytes written to WebSocket sockets").Register(r).Add({});
+  ws_keepalive_pings_ = &prom::BuildCounter().Name("presd_ws_keepalive_pings_total").Help("Pings sent to WebSockets silent for one ping interval").Register(r).Add({});
+  ws_silent_drops_ = &prom::BuildCounter().Name("presd_ws_silent_drops_total").Help("WebSockets closed after two silent ping intervals (no pong, nothing)").Register(r).Add({});
   auto& bus_messages = prom::BuildCounter().Name("presd_bus_messages_total").Help("Cluster bus messages sent to and received from other nodes").Register(r);
   bus_out_ = &bus_messages.Add({{"direction", "out"}});
   bus_in_ = &bus_messages.Add({{"direction", "in"}});
@@ -94,6 +96,8 @@ void Metrics::mirror_transport() {
   advance(ws_bytes_sent_, now.ws_bytes_sent, last_transport_.ws_bytes_sent);
   advance(http_answers_, now.http_answers, last_transport_.http_answers);
   advance(http_write_calls_, now.http_write_calls, last_transport_.http_write_calls);
+  advance(ws_keepalive_pings_, now.ws_keepalive_pings, last_transport_.ws_keepalive_pings);
+  advance(ws_silent_drops_, now.ws_silent_drops, last_transport_.ws_silent_drops);
   last_transport_ = now;
 }
 

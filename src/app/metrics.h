@@ -69,6 +69,8 @@ class Metrics final : public HubObserver {
   prometheus::Counter* http_answers_;
   prometheus::Counter* http_write_calls_;
   prometheus::Counter* ws_bytes_sent_;
+  prometheus::Counter* ws_keepalive_pings_;
+  prometheus::Counter* ws_silent_drops_;
   const Broker* broker_ = nullptr;
   BrokerStats last_broker_;
   prometheus::Counter* bus_out_;

@@ -232,6 +232,7 @@ struct Core : std::enable_shared_from_this<Core> {
   // Written by the I/O thread only (load + store, no locked add), read by stats() anywhere.
   std::atomic<std::uint64_t> ws_frames_sent{0}, ws_write_calls{0}, ws_bytes_sent{0};
   std::atomic<std::uint64_t> http_answers{0}, http_write_calls{0};
+  std::atomic<std::uint64_t> ws_keepalive_pings{0}, ws_silent_drops{0};
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
@@ -1304,9 +1305,11 @@ void Core::keep_alive_sweep() {
   std::vector<WsSession*> ping, drop;
   ws_sessions.sweep(std::chrono::steady_clock::now(), cfg.ws_ping_interval, ping, drop);
   for (WsSession* s : ping) s->ping();  // queues a frame; the table is left as it is
+  add(ws_keepalive_pings, ping.size());
   std::vector<std::shared_ptr<WsSession>> silent;
   for (WsSession* s : drop)
     if (s->is_open()) silent.push_back(s->shared_from_this());
+  add(ws_silent_drops, silent.size());
   for (auto& s : silent) {
     spdlog::debug("transport: ws {} ({}) silent for two ping intervals, closing", s->id(), s->remote_ip());
     s->force_close();
@@ -1426,7 +1429,8 @@ std::size_t Server::connection_count() const { return impl_->connections.load();
 TransportStats Server::stats() const {
   return {impl_->ws_frames_sent.load(std::memory_order_relaxed), impl_->ws_write_calls.load(std::memory_order_relaxed),
           impl_->ws_bytes_sent.load(std::memory_order_relaxed), impl_->http_answers.load(std::memory_order_relaxed),
-          impl_->http_write_calls.load(std::memory_order_relaxed)};
+          impl_->http_write_calls.load(std::memory_order_relaxed), impl_->ws_keepalive_pings.load(std::memory_order_relaxed),
+          impl_->ws_silent_drops.load(std::memory_order_relaxed)};
 }
 
 }  // namespace presd::transport

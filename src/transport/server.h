@@ -37,6 +37,8 @@ struct TransportStats {
   std::uint64_t ws_bytes_sent = 0;
   std::uint64_t http_answers = 0;
   std::uint64_t http_write_calls = 0;
+  std::uint64_t ws_keepalive_pings = 0;  // pings sent to WebSockets silent for one ping interval
+  std::uint64_t ws_silent_drops = 0;     // WebSockets closed after two silent intervals
 };
 
 class Server {

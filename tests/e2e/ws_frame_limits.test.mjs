@@ -60,6 +60,11 @@ e2e('a lowered ping interval pings silent connections and drops the ones that ne
   assert.ok(!silent.frames.some((f) => f.opcode === OP.CLOSE), 'dropped without a close frame');
   await pongs;
   assert.ok(!answering.isEnded, 'the answering client is still connected after three pings');
+  // Operators see both in /metrics.
+  const m = (await S.http('GET', '/metrics')).text;
+  const value = (name) => Number((m.match(new RegExp(`^${name} (\\S+)$`, 'm')) || [])[1]);
+  assert.equal(value('presd_ws_silent_drops_total'), 1);
+  assert.ok(value('presd_ws_keepalive_pings_total') >= 4, m.match(/^presd_ws_keepalive_pings_total.*$/m)?.[0]);
   answering.socket.destroy();
   assert.equal(await S.stop(), 0);
 });

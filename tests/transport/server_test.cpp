@@ -781,6 +781,11 @@ TEST_F(ServerTest, ServerPingsIdleConnections) {
   cio_.run_for(2500ms);
   EXPECT_GE(pings.load(), 1);
   EXPECT_FALSE(read_done);  // pinged, answered, still open
+  const TransportStats st = stats();
+  // The client has seen every ping but one that may still be on its way.
+  EXPECT_GE(st.ws_keepalive_pings, static_cast<std::uint64_t>(pings.load()));
+  EXPECT_LE(st.ws_keepalive_pings, static_cast<std::uint64_t>(pings.load()) + 1);
+  EXPECT_EQ(st.ws_silent_drops, 0u);
 }
 
 TEST_F(ServerTest, SilentPeerIsDroppedAfterTwoPingIntervals) {
@@ -805,6 +810,9 @@ TEST_F(ServerTest, SilentPeerIsDroppedAfterTwoPingIntervals) {
   ws->read(b, ec);
   EXPECT_TRUE(ec);
   EXPECT_GE(pings, 1);
+  const TransportStats st = stats();
+  EXPECT_EQ(st.ws_keepalive_pings, 1u) << "one ping per silence, not one per sweep";
+  EXPECT_EQ(st.ws_silent_drops, 1u);
 }
 
 TEST_F(ServerTest, LargeQueueSurvivesPartialWritesIntactAndInOrder) {
