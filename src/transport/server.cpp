@@ -299,9 +299,9 @@ class WsSession final : public WsConnection,
 
   // Closes the socket without a closing handshake (grace expired, dead peer, kill timer).
   void force_close() { finish(); }
-  // Called by the keep-alive sweep for a connection silent for one interval. Closing connections
-  // are neither pinged nor dropped: their kill timer ends them.
-  void ping();
+  // Called by the keep-alive sweep for a connection silent for one interval; false if it was not
+  // pinged. Closing connections are neither pinged nor dropped: their kill timer ends them.
+  bool ping();
   bool is_open() const { return state_ == State::open; }
   void flush();
 
@@ -644,8 +644,10 @@ void WsSession::arm_kill_timer(std::chrono::steady_clock::duration after) {
   });
 }
 
-void WsSession::ping() {
-  if (state_ == State::open) enqueue(WsOpcode::ping, empty_payload());
+bool WsSession::ping() {
+  if (state_ != State::open) return false;
+  enqueue(WsOpcode::ping, empty_payload());
+  return true;
 }
 
 void WsSession::finish() {
@@ -1304,8 +1306,9 @@ void Core::start_keep_alive() {
 void Core::keep_alive_sweep() {
   std::vector<WsSession*> ping, drop;
   ws_sessions.sweep(std::chrono::steady_clock::now(), cfg.ws_ping_interval, ping, drop);
-  for (WsSession* s : ping) s->ping();  // queues a frame; the table is left as it is
-  add(ws_keepalive_pings, ping.size());
+  std::size_t pinged = 0;
+  for (WsSession* s : ping) pinged += s->ping() ? 1 : 0;  // queues a frame; the table is left as it is
+  add(ws_keepalive_pings, pinged);
   std::vector<std::shared_ptr<WsSession>> silent;
   for (WsSession* s : drop)
     if (s->is_open()) silent.push_back(s->shared_from_this());
