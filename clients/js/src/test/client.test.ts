@@ -318,6 +318,9 @@ test('backoff grows while the server is down and the client recovers when it ret
   const attempts = server.conns.length;
   // 30, 60, 120, 200, 200 ... with jitter in [half, full]: a handful of attempts, not hundreds
   assert.ok(attempts >= 3 && attempts <= 12, `attempts: ${attempts}`);
+  // Still trying: the fake server accepts each attempt and then closes it, so at any instant the
+  // client may be in an attempt's brief 'open'; it is back to 'connecting' right after.
+  if (client.state !== 'connecting') await waitEvent<[ConnectionState]>(client, 'state', (s) => s === 'connecting');
   assert.equal(client.state, 'connecting');
   server.rejectWith = null;
   await waitOpen(client);
