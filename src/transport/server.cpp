@@ -170,9 +170,11 @@ constexpr std::size_t kReadScratchBytes = 64 * 1024;
 constexpr int kReadBurst = 16;
 // One gather write hands the kernel at most this many buffers (Asio's own cap is 64).
 constexpr std::size_t kWriteBuffers = 64;
-// Connections written per flush handler before the I/O thread runs other ready work.
-// 64 measured best of 16/32/64/128/256 on the fan-out scenario (docs/performance.md).
-constexpr std::size_t kFlushChunk = 64;
+// Connections written per flush handler before the I/O thread runs other ready work (a PRES
+// verified meanwhile joins the queues not yet written). Same-time A/B on the fan-out scenario
+// (bench/ab MODE=fanout, docs/performance.md): 16 gave 1.07-1.09x the frames per CPU-second of
+// 64, and 32 1.04-1.06x; 128 0.91-0.93x, 256 0.79-0.80x; 8 and 4 within 2% of 16.
+constexpr std::size_t kFlushChunk = 16;
 
 // Every WebSocket's reads land here first (the reader keeps only an unfinished message), so an
 // idle connection holds no read buffer. One I/O thread, so one buffer.
