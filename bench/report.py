@@ -5,7 +5,9 @@ import shlex
 import sys
 
 
-# presd's default --ws-ping-interval 30 with its sweep every quarter interval (see bench/compare).
+# presd's default --ws-ping-interval-s 30 with its keep-alive sweep every quarter interval
+# (docs/protocol.md): a pong arrives just after the sweep that sent the ping, the sweep 30 s later
+# finds the connection silent for just under 30 s, and the one after pings it: every 37.5 s.
 PING_PERIOD_S = 37.5
 
 

@@ -261,11 +261,12 @@ int run_idle(const Options& o) {
   // cost of the connections is not charged with it: at 19000 connections scaled to 100k it would
   // count five times over.
   h.run_for(1);
+  auto cpu_of = [](const ProcSample& p) { return p.run_s > 0 ? p.run_s : p.cpu_s; };  // schedstat if there
   const double base_window = std::min(5.0, std::max(1.0, o.duration_s / 4));
   const ProcSample b0 = sample_process(o.server_pid);
   h.run_for(base_window);
   const ProcSample base = sample_process(o.server_pid);
-  const double base_cores = (base.run_s - b0.run_s) / base_window;
+  const double base_cores = (cpu_of(base) - cpu_of(b0)) / base_window;
   Fleet fleet;
   std::size_t subscribed = 0;
   const auto t_open = Clock::now();
@@ -298,7 +299,7 @@ int run_idle(const Options& o) {
   const double secs = seconds_between(t0, Clock::now());
   const double conns = static_cast<double>(fleet.opened);
   const double per_conn = fleet.opened ? (p0.rss_kb - base.rss_kb) * 1024.0 / conns : 0.0;
-  const double cpu = p1.run_s - p0.run_s;
+  const double cpu = cpu_of(p1) - cpu_of(p0);
   const double cpu_net = std::max(0.0, cpu - base_cores * secs);
   Result r("idle", o);
   r.add("conns", fleet.opened).add("failed", fleet.failed).add("subscribed", subscribed).add("open_secs", open_secs)
