@@ -42,6 +42,13 @@ std::string describe(const HttpRequest& r) {
          "|ip=" + r.remote_ip + "|body=" + r.body;
 }
 
+// The next n responses on a connection that pipelined its requests.
+std::vector<http::response<http::string_body>> read_responses(beast::tcp_stream& s, beast::flat_buffer& buf, int n) {
+  std::vector<http::response<http::string_body>> out(static_cast<std::size_t>(n));
+  for (auto& res : out) http::read(s, buf, res);
+  return out;
+}
+
 class TestHandler : public Handler {
  public:
   explicit TestHandler(asio::io_context& io) : io_(io) {}
@@ -310,9 +317,9 @@ TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrderWithAsyncAnswersBetween) {
   asio::write(s.socket(), asio::buffer(requests));
   beast::flat_buffer buf;
   std::vector<std::string> bodies;
+  const auto responses = read_responses(s, buf, 6);
   for (int i = 0; i < 6; ++i) {
-    http::response<http::string_body> res;
-    http::read(s, buf, res);
+    const auto& res = responses[static_cast<std::size_t>(i)];
     EXPECT_EQ(res.keep_alive(), i < 5) << i;
     if (res.result_int() == 200) {
       EXPECT_EQ(res["X-Test"], "yes");
@@ -341,9 +348,9 @@ TEST_F(ServerTest, PipelinedBatchInOneSegmentIsAnsweredInOneWrite) {
   const TransportStats before = stats();
   asio::write(s.socket(), asio::buffer(requests));
   beast::flat_buffer buf;
+  const auto responses = read_responses(s, buf, kRequests);
   for (int i = 0; i < kRequests; ++i) {
-    http::response<http::string_body> res;
-    http::read(s, buf, res);
+    const auto& res = responses[static_cast<std::size_t>(i)];
     EXPECT_EQ(res.result_int(), 200);
     EXPECT_NE(res.body().find("|path=/p" + std::to_string(i) + "|"), std::string::npos) << i;
   }
@@ -366,11 +373,7 @@ TEST_F(ServerTest, ARequestCarriesNothingOverFromThePreviousOne) {
   asio::write(s.socket(), asio::buffer(requests));
   beast::flat_buffer buf;
   std::vector<std::string> bodies;
-  for (int i = 0; i < 4; ++i) {
-    http::response<http::string_body> res;
-    http::read(s, buf, res);
-    bodies.push_back(res.body());
-  }
+  for (const auto& res : read_responses(s, buf, 4)) bodies.push_back(res.body());
   EXPECT_EQ(bodies[0], "method=POST|target=/a?q=1|path=/a|query=q=1|q=1|host=example.org|auth=Bearer t|ct=text/x|ip=127.0.0.1|body=abc");
   EXPECT_EQ(bodies[1], "method=GET|target=/b|path=/b|query=|q=|host=|auth=|ct=|ip=127.0.0.1|body=");
   EXPECT_EQ(bodies[2], "method=POST|target=/c?q=2|path=/c|query=q=2|q=2|host=|auth=Bearer u|ct=|ip=127.0.0.1|body=de");
