@@ -103,8 +103,9 @@ std::string ip_string(const tcp::endpoint& ep) {
   return a.to_string();
 }
 
-// Host header without port, lowercase. "[::1]:8080" -> "[::1]".
-std::string host_without_port(std::string_view host) {
+// r.host: the Host header without port, lowercase ("[::1]:8080" -> "[::1]"), in place: the
+// session's reused request keeps the string's capacity.
+void set_host(HttpRequest& r, std::string_view host) {
   std::string_view h = host;
   if (!h.empty() && h.front() == '[') {
     const auto close = h.find(']');
@@ -113,7 +114,8 @@ std::string host_without_port(std::string_view host) {
     const auto colon = h.rfind(':');
     if (colon != std::string_view::npos) h = h.substr(0, colon);
   }
-  return ascii_lowercase(h);
+  r.host.assign(h);
+  for (char& c : r.host) c = ascii_lower(c);
 }
 
 // Empties a reused request; the strings keep their capacity.
@@ -139,7 +141,7 @@ void to_request(http::request<http::string_body>& req, const std::string& remote
   bool host = false, authorization = false, content_type = false;
   for (const auto& f : req) {
     if (f.name() == http::field::host && !std::exchange(host, true)) {
-      r.host = host_without_port(f.value());
+      set_host(r, f.value());
     } else if (f.name() == http::field::authorization && !std::exchange(authorization, true)) {
       r.authorization.assign(f.value());
     } else if (f.name() == http::field::content_type && !std::exchange(content_type, true)) {
@@ -155,7 +157,7 @@ void to_request(http::request<http::string_body>& req, const std::string& remote
 void to_request(const PlainRequest& p, const std::string& remote_ip, HttpRequest& r) {
   r.method.assign(p.method);
   set_target(r, p.target);
-  r.host = host_without_port(p.host);
+  set_host(r, p.host);
   r.authorization.assign(p.authorization);
   r.content_type.assign(p.content_type);
   r.body.assign(p.body);
