@@ -8,9 +8,10 @@
 //                 is destroyed while coroutines are suspended leaves no dangling pointer.
 //   HttpSession   coroutine: read request (header + body limits, timeouts) -> handler.on_http ->
 //                 wait for the Responder -> write -> loop (keep-alive) or upgrade.
-//   WsSession     implements WsConnection: a read coroutine, a callback-driven writer over a
-//                 queue of shared frames (the same buffer object is shared by every recipient),
-//                 close with a code, slow-consumer cut-off.
+//   WsSession     implements WsConnection on the bare socket after Beast's handshake: readiness
+//                 from the FdPoller (fd_poller.h), reads into a shared scratch buffer, a writer
+//                 over a queue of shared frames (the same buffer object is shared by every
+//                 recipient), close with a code, slow-consumer cut-off.
 #include "transport/server.h"
 
 #include <spdlog/spdlog.h>
@@ -30,10 +31,18 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <span>
@@ -45,6 +54,7 @@
 #include "common/ascii.h"
 #include "common/error_code.h"
 #include "transport/detail_url.h"
+#include "transport/fd_poller.h"
 #include "transport/http_plain.h"
 #include "transport/keep_alive_table.h"
 #include "transport/ws_codec.h"
@@ -170,7 +180,7 @@ constexpr std::size_t kTeardownMaxBytes = 4 << 20;
 // One read syscall fills at most this much; a connection yields to others after kReadBurst reads.
 constexpr std::size_t kReadScratchBytes = 64 * 1024;
 constexpr int kReadBurst = 16;
-// One gather write hands the kernel at most this many buffers (Asio's own cap is 64).
+// One gather write hands the kernel at most this many buffers.
 constexpr std::size_t kWriteBuffers = 64;
 // Connections written per flush handler before the I/O thread runs other ready work (a PRES
 // verified meanwhile joins the queues not yet written). Same-time A/B on the fan-out scenario
@@ -221,13 +231,21 @@ class ConnGuard {
 
 struct Core : std::enable_shared_from_this<Core> {
   Core(asio::io_context& io_, ServerConfig cfg_, Handler& handler_)
-      : io(io_), cfg(std::move(cfg_)), handler(handler_), acceptor(io_), grace_timer(io_), keep_alive_timer(io_) {}
+      : io(io_),
+        cfg(std::move(cfg_)),
+        handler(handler_),
+        acceptor(io_),
+        grace_timer(io_),
+        poller(FdPoller::create(io_)),
+        keep_alive_timer(io_) {}
 
   asio::io_context& io;
   const ServerConfig cfg;
   Handler& handler;
   tcp::acceptor acceptor;
   asio::steady_timer grace_timer;
+  // WebSockets after the handshake; holds them until they finish (or ~Server closes it).
+  std::shared_ptr<FdPoller> poller;
   std::uint16_t bound_port = 0;
   bool started = false;
   bool stopping = false;
@@ -278,17 +296,20 @@ using detail::Core;
 // WebSocket session
 // ---------------------------------------------------------------------------------------------
 
-// After the opening handshake (Beast's) presd owns the framing: reads wait for readiness and land
-// in the shared scratch buffer (WsFrameReader keeps only an unfinished message); writes gather
+// After the opening handshake (Beast's) presd owns the socket and the framing: readiness comes from
+// the FdPoller (edge-triggered, registered once), reads land in the shared scratch buffer
+// (WsFrameReader keeps only an unfinished message); writes gather
 // every queued frame, the shared payload buffers and a header per frame, into as few sendmsg
 // calls as the kernel takes. Replies to a batch of pipelined frames go out together, and a
 // broadcast queued to many connections is flushed once per turn of the event loop
 // (Core::flush_dirty), so frames that arrive together leave together.
 class WsSession final : public WsConnection,
                         private WsFrameSink,
+                        public FdPoller::Target,
                         public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(std::shared_ptr<Core> core, tcp::socket socket, std::uint64_t id, std::string ip, ConnGuard guard);
+  // Takes the socket's descriptor out of Asio (readiness comes from core->poller).
+  WsSession(std::shared_ptr<Core> core, int fd, std::uint64_t id, std::string ip, ConnGuard guard);
   ~WsSession() override;
 
   // The opening handshake (Beast), then start() on the bare socket.
@@ -326,11 +347,10 @@ class WsSession final : public WsConnection,
   };
 
   void start(Handler::WsAccept accept);
-  void arm_read();
-  void on_readable(error_code ec);
+  void on_ready(std::uint32_t events) override;  // FdPoller::Target
+  void on_readable();
   void enqueue(WsOpcode opcode, std::shared_ptr<const std::string> payload);
   void schedule_flush();
-  void wait_writable();
   void consume_written(std::size_t n);
   void send_close(std::uint16_t code, std::string_view reason);
   void begin_teardown();
@@ -344,7 +364,9 @@ class WsSession final : public WsConnection,
   void on_ws_close(std::uint16_t code) override;
 
   std::shared_ptr<Core> core_;
-  tcp::socket socket_;
+  int fd_;  // non-blocking; closed by finish() or the destructor
+  FdPoller::Key poll_key_ = 0;
+  bool polled_ = false;  // registered with core_->poller
   WsFrameReader reader_;
   std::vector<Outgoing> queue_;  // [head_, end) not yet fully written
   std::size_t head_ = 0;
@@ -362,15 +384,20 @@ class WsSession final : public WsConnection,
   bool teardown_after_flush_ = false;
 };
 
-WsSession::WsSession(std::shared_ptr<Core> core, tcp::socket socket, std::uint64_t id, std::string ip, ConnGuard guard)
+WsSession::WsSession(std::shared_ptr<Core> core, int fd, std::uint64_t id, std::string ip, ConnGuard guard)
     : core_(std::move(core)),
-      socket_(std::move(socket)),
+      fd_(fd),
       reader_(core_->cfg.max_ws_message_bytes),
       id_(id),
       ip_(std::move(ip)),
       guard_(std::move(guard)) {}
 
-WsSession::~WsSession() { core_->ws_sessions.remove(this); }
+// Without finish(): the poller let go of it (~Server) or it never started. Closing the descriptor
+// also takes it out of the epoll set.
+WsSession::~WsSession() {
+  core_->ws_sessions.remove(this);
+  if (fd_ >= 0) ::close(fd_);
+}
 
 asio::awaitable<void> WsSession::handshake(std::shared_ptr<Core> core, beast::tcp_stream stream, std::uint64_t id,
                                            std::string ip, ConnGuard guard, http::request<http::string_body> req,
@@ -389,21 +416,34 @@ asio::awaitable<void> WsSession::handshake(std::shared_ptr<Core> core, beast::tc
     spdlog::debug("transport: ws {} ({}) handshake failed: {}", id, ip, ec.message());
     co_return;  // the guard releases the connection
   }
-  auto self = std::make_shared<WsSession>(core, beast::get_lowest_layer(ws).release_socket(), id, std::move(ip),
-                                          std::move(guard));
+  tcp::socket socket = beast::get_lowest_layer(ws).release_socket();
+  error_code ec;
+  const int fd = socket.release(ec);  // out of Asio's reactor: core->poller watches it from here
+  if (ec) {
+    spdlog::warn("transport: ws {} ({}) could not take the socket: {}", id, ip, ec.message());
+    co_return;
+  }
+  auto self = std::make_shared<WsSession>(core, fd, id, std::move(ip), std::move(guard));
   self->start(std::move(accept));
 }
 
 void WsSession::start(Handler::WsAccept accept) {
   Core& core = *core_;
-  error_code ec;
-  socket_.non_blocking(true, ec);
-  if (ec) return finish();
+  // Asio left the descriptor non-blocking (its async operations need it); make sure.
+  const int flags = ::fcntl(fd_, F_GETFL);
+  std::error_code ec;
+  if (flags < 0 || (!(flags & O_NONBLOCK) && ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK) < 0))
+    ec = std::error_code(errno, std::generic_category());
+  if (!ec) poll_key_ = core.poller->add(fd_, shared_from_this(), ec);
+  if (ec) {
+    spdlog::warn("transport: ws {} ({}) cannot be watched: {}", id_, ip_, ec.message());
+    return finish();
+  }
+  polled_ = true;
   if (accept.accept && core.stopping) accept = Handler::WsAccept{false, 1001, "going away", nullptr};
   if (!accept.accept) {
     spdlog::debug("transport: ws {} ({}) refused: {} {}", id_, ip_, accept.close_code, accept.close_reason);
     send_close(accept.close_code, accept.close_reason);
-    arm_read();
     return;
   }
   open_ = true;
@@ -418,7 +458,6 @@ void WsSession::start(Handler::WsAccept accept) {
     }
   }
   if (core.stopping) close(1001, "going away");
-  arm_read();
 }
 
 bool WsSession::send(std::shared_ptr<const std::string> frame) {
@@ -475,35 +514,38 @@ void WsSession::schedule_flush() {
 void WsSession::flush() {
   if (waiting_writable_ || state_ == State::done) return;
   while (head_ < queue_.size()) {
-    std::array<asio::const_buffer, kWriteBuffers> bufs;
-    std::size_t count = 0, total = 0;
+    iovec bufs[kWriteBuffers];  // not zeroed: a ping would pay for 1 KiB of stores
+    std::size_t count = 0;
     std::size_t skip = front_written_;
-    for (std::size_t i = head_; i < queue_.size() && count + 2 <= bufs.size(); ++i) {
+    for (std::size_t i = head_; i < queue_.size() && count + 2 <= kWriteBuffers; ++i) {
       const Outgoing& o = queue_[i];
       if (skip < o.header.size) {
-        bufs[count++] = asio::buffer(o.header.bytes.data() + skip, o.header.size - skip);
-        total += o.header.size - skip;
+        bufs[count++] = iovec{const_cast<std::uint8_t*>(o.header.bytes.data()) + skip, o.header.size - skip};
         skip = 0;
       } else {
         skip -= o.header.size;
       }
       if (o.payload->size() > skip) {
-        bufs[count++] = asio::buffer(o.payload->data() + skip, o.payload->size() - skip);
-        total += o.payload->size() - skip;
+        bufs[count++] = iovec{const_cast<char*>(o.payload->data()) + skip, o.payload->size() - skip};
       }
       skip = 0;
     }
-    error_code ec;
-    const std::size_t n = socket_.write_some(std::span<const asio::const_buffer>(bufs.data(), count), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) return wait_writable();
-    if (ec) {
-      spdlog::debug("transport: ws {} write failed: {}", id_, ec.message());
+    msghdr msg{};
+    msg.msg_iov = bufs;
+    msg.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // The poller reports EPOLLOUT once the kernel has room again (edge-triggered: this EAGAIN
+      // is what makes the next edge come).
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return void(waiting_writable_ = true);
+      spdlog::debug("transport: ws {} write failed: {}", id_, std::strerror(errno));
       return finish();
     }
     Core::add(core_->ws_write_calls, 1);
-    Core::add(core_->ws_bytes_sent, n);
-    consume_written(n);
-    if (n < total) return wait_writable();  // the socket buffer is full: the peer reads slowly
+    Core::add(core_->ws_bytes_sent, static_cast<std::uint64_t>(n));
+    consume_written(static_cast<std::size_t>(n));
+    // A short write means the socket buffer is full: the next sendmsg gets the EAGAIN.
   }
   queue_.clear();
   if (queue_.capacity() > 16) std::vector<Outgoing>().swap(queue_);
@@ -529,41 +571,36 @@ void WsSession::consume_written(std::size_t n) {
   }
 }
 
-void WsSession::wait_writable() {
-  waiting_writable_ = true;
-  socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](error_code ec) {
-    self->waiting_writable_ = false;
-    if (ec) return;  // the socket was closed: finish() has run
-    self->flush();
-  });
-}
-
-void WsSession::arm_read() {
-  socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) { self->on_readable(ec); });
-}
-
-void WsSession::on_readable(error_code ec) {
+void WsSession::on_ready(std::uint32_t events) {
   if (state_ == State::done) return;
-  if (ec) {
-    spdlog::debug("transport: ws {} wait failed: {}", id_, ec.message());
-    return finish();
+  const bool failed = events & (EPOLLERR | EPOLLHUP);
+  if (waiting_writable_ && (failed || (events & EPOLLOUT))) {
+    waiting_writable_ = false;
+    flush();  // a failed socket's sendmsg reports the error and finishes
+    if (state_ == State::done) return;
   }
+  if (failed || (events & (EPOLLIN | EPOLLRDHUP))) on_readable();
+}
+
+void WsSession::on_readable() {
+  if (state_ == State::done) return;
   std::uint8_t* buf = read_scratch();
   const auto now = std::chrono::steady_clock::now();
   in_read_batch_ = true;
   bool drained = false;  // a read found the socket empty
   for (int i = 0; i < kReadBurst && state_ != State::done; ++i) {
-    error_code rec;
-    const std::size_t n = socket_.read_some(asio::buffer(buf, kReadScratchBytes), rec);
-    if (rec == asio::error::would_block || rec == asio::error::try_again) {
+    const ssize_t got = ::recv(fd_, buf, kReadScratchBytes, 0);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       drained = true;
       break;
     }
-    if (rec) {
-      if (rec != asio::error::eof) spdlog::debug("transport: ws {} read ended: {}", id_, rec.message());
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      if (got < 0) spdlog::debug("transport: ws {} read ended: {}", id_, std::strerror(errno));
       in_read_batch_ = false;
       return finish();
     }
+    const auto n = static_cast<std::size_t>(got);
     core_->ws_sessions.heard(this, now);
     if (state_ == State::draining) {
       drained_ += n;
@@ -594,10 +631,10 @@ void WsSession::on_readable(error_code ec) {
   if (state_ == State::done) return;
   flush();
   if (state_ == State::done) return;
-  if (drained) return arm_read();
-  // Burst limit with bytes still waiting: the readiness edge is spent (Asio's epoll is
-  // edge-triggered and async_wait never reads speculatively), so come back after the others.
-  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_readable({}); });
+  if (drained) return;  // the next bytes raise a new edge
+  // Burst limit with bytes still waiting: the readiness edge is spent, so come back after the
+  // others.
+  asio::post(core_->io, [self = shared_from_this()] { self->on_readable(); });
 }
 
 void WsSession::on_ws_text(std::string_view message) {
@@ -633,14 +670,12 @@ void WsSession::begin_teardown() {
   if (state_ == State::draining || state_ == State::done) return;
   state_ = State::draining;
   teardown_after_flush_ = false;
-  error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_send, ec);
-  if (ec) return finish();
+  if (::shutdown(fd_, SHUT_WR) != 0) return finish();
 }
 
 void WsSession::arm_kill_timer(std::chrono::steady_clock::duration after) {
   if (kill_timer_) return;
-  kill_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor(), after);
+  kill_timer_ = std::make_unique<asio::steady_timer>(core_->io, after);
   kill_timer_->async_wait([self = shared_from_this()](error_code ec) {
     if (ec || self->state_ == State::done) return;
     spdlog::debug("transport: ws {} close handshake timed out", self->id_);
@@ -663,8 +698,10 @@ void WsSession::finish() {
   if (kill_timer_) kill_timer_->cancel();
   queue_.clear();
   head_ = front_written_ = queued_bytes_ = 0;
-  error_code ec;
-  socket_.close(ec);  // pending waits complete with operation_aborted and drop their references
+  if (polled_) core_->poller->remove(poll_key_, fd_);  // releases the poller's reference later
+  polled_ = false;
+  ::close(fd_);
+  fd_ = -1;
   guard_.release();
   spdlog::debug("transport: ws {} ({}) closed", id_, ip_);
   if (was_open && !core_->destroyed) {
@@ -1381,6 +1418,7 @@ Server::~Server() {
   impl_->acceptor.close(ec);
   impl_->grace_timer.cancel();
   impl_->keep_alive_timer.cancel();
+  impl_->poller->close();  // the WebSockets still open go with it (sockets closed, no callbacks)
 }
 
 void Server::start() {
