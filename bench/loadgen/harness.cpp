@@ -36,7 +36,9 @@ ProcSample sample_process(int pid) {
   for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
     std::ifstream sched(task.path() / "schedstat");
     unsigned long long ns = 0;
-    if (sched >> ns) s.run_s += static_cast<double>(ns) / 1e9;
+    if (!(sched >> ns)) continue;
+    s.run_s += static_cast<double>(ns) / 1e9;
+    if (task.path().filename() == std::to_string(pid)) s.main_run_s = static_cast<double>(ns) / 1e9;
   }
   return s;
 }

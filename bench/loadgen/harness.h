@@ -25,6 +25,8 @@ inline double seconds_between(Clock::time_point a, Clock::time_point b) {
 struct ProcSample {
   double cpu_s = 0;  // utime + stime (10 ms ticks)
   double run_s = 0;  // the threads' summed run time from schedstat (ns); 0 if unavailable
+  // The main thread's alone: presd's I/O thread (signature checks run on other threads).
+  double main_run_s = 0;
   long rss_kb = 0;
 };
 ProcSample sample_process(int pid);  // zeros when pid is 0 or gone

@@ -191,6 +191,7 @@ int run_fanout(const Options& o) {
       .add("avg_frame_bytes", frames > 0 ? double(bytes - b0) / frames : 0.0)
       .add("server_cpu_s", cpu).add("frames_per_server_cpu_s", cpu > 0 ? frames / cpu : 0.0)
       .add("us_per_frame", frames > 0 ? cpu * 1e6 / frames : 0.0)
+      .add("io_thread_cpu_s", p1.main_run_s - p0.main_run_s)
       .add("gen_cpu_s", self_cpu_s() - g0).add("rejected", rejected).add("closed", subs.closed + senders.closed);
   for (const auto& [code, n] : codes) r.add("err_" + code, n);
   r.print();
