@@ -95,9 +95,14 @@ void FdPoller::close() {
   impl_->epoll.cancel(ec);
   std::vector<Slot> slots;
   slots.swap(slots_);
+  // Also the ones removed but not yet let go: the posted release may never run (the I/O loop is
+  // stopped), and a target that holds its owner which holds this poller would leak.
+  std::vector<std::shared_ptr<Target>> released;
+  released.swap(released_);
   free_.clear();
   live_ = 0;
   slots.clear();  // the targets go away here (their destructors close their sockets)
+  released.clear();
 }
 
 void FdPoller::arm() {

@@ -44,7 +44,8 @@ class FdPoller : public std::enable_shared_from_this<FdPoller> {
   // Stops watching (call before closing fd). The target is released after the current dispatch,
   // so a target may remove itself, or another, from its on_ready.
   void remove(Key key, int fd);
-  // Drops every target without calling it and stops waiting (the Server is going away).
+  // Drops every target without calling it, the removed ones not yet released too, and stops
+  // waiting (the Server is going away; the I/O loop may not run again).
   void close();
   std::size_t size() const { return live_; }
 

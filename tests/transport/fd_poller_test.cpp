@@ -188,5 +188,18 @@ TEST_F(FdPollerTest, CloseReleasesEveryTargetAndRefusesNewOnes) {
   EXPECT_EQ(b->input_events, 0);
 }
 
+TEST_F(FdPollerTest, CloseAlsoLetsGoOfRemovedTargetsWithoutTheLoopRunning) {
+  // A target removed while the loop is stopped waits for a posted release; close() (from
+  // ~Server, after the loop stopped) must not leave it to a handler that never runs.
+  auto w = make_watched();
+  const auto key = add(w);
+  std::weak_ptr<Watched> weak = w;
+  poller_->remove(key, w->fd);
+  w.reset();
+  ASSERT_FALSE(weak.expired());
+  poller_->close();
+  EXPECT_TRUE(weak.expired());
+}
+
 }  // namespace
 }  // namespace presd::transport
