@@ -85,7 +85,7 @@ void FdPoller::remove(Key key, int fd) {
   free_.push_back(slot);
   --live_;
   if (!dispatching_ && released_.size() == 1)
-    asio::post(impl_->io, [self = shared_from_this()] { self->released_.clear(); });
+    asio::post(impl_->io, [self = shared_from_this()] { self->release_removed(); });
 }
 
 void FdPoller::close() {
@@ -103,6 +103,12 @@ void FdPoller::close() {
   live_ = 0;
   slots.clear();  // the targets go away here (their destructors close their sockets)
   released.clear();
+}
+
+// Moved out first: a target's destructor runs arbitrary owner code (connection accounting).
+void FdPoller::release_removed() {
+  std::vector<std::shared_ptr<Target>> released;
+  released.swap(released_);
 }
 
 void FdPoller::arm() {
@@ -123,7 +129,7 @@ void FdPoller::dispatch() {
     bool full;
     ~Done() {
       p.dispatching_ = false;
-      p.released_.clear();
+      p.release_removed();
       if (p.closed_) return;
       if (full)
         asio::post(p.impl_->io, [self = p.shared_from_this()] {

@@ -58,6 +58,7 @@ class FdPoller : public std::enable_shared_from_this<FdPoller> {
   explicit FdPoller(boost::asio::io_context& io);
   void arm();
   void dispatch();
+  void release_removed();
 
   std::unique_ptr<Impl> impl_;
   std::vector<Slot> slots_;
