@@ -125,8 +125,9 @@ def main():
         flat = bool(slopes) and max(slopes.values()) <= 1.5 * min(slopes.values())
         # The same slopes from the I/O thread's CPU alone: the verification (crypto thread) is a
         # per-PRES cost whose speed drifts between the runs of different sizes.
-        io = [(int(r["subs"]), f(r, "io_thread_cpu_s") * 1e6 / (f(r, "pres_per_s") * f(r, "secs")))
-              for r in growth if f(r, "io_thread_cpu_s") > 0 and f(r, "pres_per_s") > 0]
+        # Per PRES delivered (frames / subs), as per_pres above.
+        io = [(int(r["subs"]), f(r, "io_thread_cpu_s") * 1e6 * int(r["subs"]) / f(r, "frames"))
+              for r in growth if f(r, "io_thread_cpu_s") > 0 and f(r, "frames") > 0]
         io_cells = ""
         if len(io) == len(growth):
             io_cells = "; I/O thread only: " + ", ".join(
