@@ -73,7 +73,12 @@ before(async () => {
   for (const t of TENANTS) tok[t.split('.')[0]] = n1.accessToken(t);
   ctx = makeContext(n1, 'bob.test', { 'alice.test': 'member', 'carol.test': 'member', 'dave.test': 'member' });
   // The nodes really run on the chosen store (the start-up line names it, password redacted).
-  if (pg) for (const n of [n1, n2, n3]) assert.match(n.logs(), /store postgresql:\/\/[^ ]*127\.0\.0\.1/);
+  // That line comes just after the port file the harness waits for, so it may not be there yet.
+  if (pg) {
+    for (const n of [n1, n2, n3])
+      await waitFor(`${n.name}'s start-up line naming its store`, async () => /presd listening on/.test(n.logs()));
+    for (const n of [n1, n2, n3]) assert.match(n.logs(), /store postgresql:\/\/[^ ]*127\.0\.0\.1/);
+  }
   for (const n of [n1, n2, n3]) await waitFor(`${n.name} on the bus`, async () => (await metric(n, 'presd_bus_connected')) === 1);
 });
 
