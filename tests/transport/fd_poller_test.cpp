@@ -19,7 +19,7 @@ namespace {
 using namespace std::chrono_literals;
 
 // One end of a socketpair, watched by the poller; counts and drains what it is told about.
-struct Watched : FdPoller::Target {
+struct Watched final : FdPoller::Target {
   int fd = -1;    // the watched end (non-blocking)
   int peer = -1;  // the test writes here
   int input_events = 0;
