@@ -8,9 +8,13 @@ namespace presd {
 
 inline char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
+inline void ascii_lowercase_in_place(std::string& s) {
+  for (char& c : s) c = ascii_lower(c);
+}
+
 inline std::string ascii_lowercase(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = ascii_lower(c);
+  ascii_lowercase_in_place(out);
   return out;
 }
 

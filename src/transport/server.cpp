@@ -125,7 +125,7 @@ void set_host(HttpRequest& r, std::string_view host) {
     if (colon != std::string_view::npos) h = h.substr(0, colon);
   }
   r.host.assign(h);
-  for (char& c : r.host) c = ascii_lower(c);
+  ascii_lowercase_in_place(r.host);
 }
 
 // Empties a reused request; the strings keep their capacity.
