@@ -69,21 +69,23 @@ FdPoller::Key FdPoller::add(int fd, std::shared_ptr<Target> target, std::error_c
     return 0;
   }
   slots_[slot].target = std::move(target);
-  ++live_;
   return key;
 }
 
-void FdPoller::remove(Key key, int fd) {
+FdPoller::Slot* FdPoller::slot_of(Key key) {
   const auto slot = static_cast<std::uint32_t>(key);
-  if (slot >= slots_.size() || slots_[slot].generation != static_cast<std::uint32_t>(key >> 32) ||
-      !slots_[slot].target)
-    return;
+  if (slot >= slots_.size() || slots_[slot].generation != static_cast<std::uint32_t>(key >> 32)) return nullptr;
+  return &slots_[slot];
+}
+
+void FdPoller::remove(Key key, int fd) {
+  Slot* s = slot_of(key);
+  if (!s || !s->target) return;
   if (fd >= 0) ::epoll_ctl(impl_->epoll.native_handle(), EPOLL_CTL_DEL, fd, nullptr);
   // The target may be the caller: it is released once the caller's handler has returned.
-  released_.push_back(std::move(slots_[slot].target));
-  ++slots_[slot].generation;  // events already fetched for this slot are dropped
-  free_.push_back(slot);
-  --live_;
+  released_.push_back(std::move(s->target));
+  ++s->generation;  // events already fetched for this slot are dropped
+  free_.push_back(static_cast<std::uint32_t>(key));
   if (!dispatching_ && released_.size() == 1)
     asio::post(impl_->io, [self = shared_from_this()] { self->release_removed(); });
 }
@@ -100,7 +102,6 @@ void FdPoller::close() {
   std::vector<std::shared_ptr<Target>> released;
   released.swap(released_);
   free_.clear();
-  live_ = 0;
   slots.clear();  // the targets go away here (their destructors close their sockets)
   released.clear();
 }
@@ -141,11 +142,9 @@ void FdPoller::dispatch() {
   } done{*this, n == kBatch};
   dispatching_ = true;
   for (int i = 0; i < n && !closed_; ++i) {
-    const std::uint64_t key = events[i].data.u64;
-    const auto slot = static_cast<std::uint32_t>(key);
-    if (slot >= slots_.size() || slots_[slot].generation != static_cast<std::uint32_t>(key >> 32)) continue;
-    Target* t = slots_[slot].target.get();  // kept alive by released_ if it removes itself
-    if (t) t->on_ready(events[i].events);
+    const Slot* s = slot_of(events[i].data.u64);
+    // The target is kept alive by released_ if it removes itself.
+    if (s && s->target) s->target->on_ready(events[i].events);
   }
 }
 

@@ -47,7 +47,7 @@ class FdPoller : public std::enable_shared_from_this<FdPoller> {
   // Drops every target without calling it, the removed ones not yet released too, and stops
   // waiting (the Server is going away; the I/O loop may not run again).
   void close();
-  std::size_t size() const { return live_; }
+  std::size_t size() const { return slots_.size() - free_.size(); }  // targets watched
 
  private:
   struct Slot {
@@ -59,12 +59,12 @@ class FdPoller : public std::enable_shared_from_this<FdPoller> {
   void arm();
   void dispatch();
   void release_removed();
+  Slot* slot_of(Key key);  // null for a stale key (its target was removed)
 
   std::unique_ptr<Impl> impl_;
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> free_;
   std::vector<std::shared_ptr<Target>> released_;  // removed while dispatching
-  std::size_t live_ = 0;
   bool dispatching_ = false;
   bool closed_ = false;
 };

@@ -31,7 +31,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -418,7 +417,9 @@ asio::awaitable<void> WsSession::handshake(std::shared_ptr<Core> core, beast::tc
   }
   tcp::socket socket = beast::get_lowest_layer(ws).release_socket();
   error_code ec;
-  const int fd = socket.release(ec);  // out of Asio's reactor: core->poller watches it from here
+  socket.non_blocking(true, ec);
+  // Out of Asio's reactor: core->poller watches it from here.
+  const int fd = ec ? -1 : socket.release(ec);
   if (ec) {
     spdlog::warn("transport: ws {} ({}) could not take the socket: {}", id, ip, ec.message());
     co_return;
@@ -429,12 +430,8 @@ asio::awaitable<void> WsSession::handshake(std::shared_ptr<Core> core, beast::tc
 
 void WsSession::start(Handler::WsAccept accept) {
   Core& core = *core_;
-  // Asio left the descriptor non-blocking (its async operations need it); make sure.
-  const int flags = ::fcntl(fd_, F_GETFL);
   std::error_code ec;
-  if (flags < 0 || (!(flags & O_NONBLOCK) && ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK) < 0))
-    ec = std::error_code(errno, std::generic_category());
-  if (!ec) poll_key_ = core.poller->add(fd_, shared_from_this(), ec);
+  poll_key_ = core.poller->add(fd_, shared_from_this(), ec);
   if (ec) {
     spdlog::warn("transport: ws {} ({}) cannot be watched: {}", id_, ip_, ec.message());
     return finish();
