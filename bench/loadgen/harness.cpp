@@ -80,7 +80,8 @@ bool Harness::run_until(const std::function<bool()>& pred, double timeout_s) {
   while (!pred()) {
     if (Clock::now() >= deadline) return false;
     if (io.stopped()) io.restart();
-    io.run_for(std::chrono::milliseconds(1));
+    if (opt.busy_poll) io.poll();
+    else io.run_for(std::chrono::milliseconds(1));
   }
   return true;
 }

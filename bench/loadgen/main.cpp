@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
     c->add_option("--warmup", o.warmup_s)->capture_default_str();
     c->add_option("--rate", o.rate)->capture_default_str();
     c->add_flag("--cycle", o.cycle, "reuse tokens in a cycle");
+    c->add_flag("--busy-poll", o.busy_poll, "poll without sleeping (no wake-ups charged to the server)");
     c->add_option("--samples-out", o.samples_out, "latency: write every delivery (n, sent ms, latency ms)");
   };
   int rc = 0;

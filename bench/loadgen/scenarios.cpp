@@ -385,7 +385,8 @@ int run_latency(const Options& o) {
       .add("missing", expected > samples ? expected - samples : 0)
       .add("p50_ms", percentile(lat_ms, 0.50)).add("p90_ms", percentile(lat_ms, 0.90))
       .add("p99_ms", percentile(lat_ms, 0.99)).add("max_ms", percentile(lat_ms, 1.0))
-      .add("server_cores", (p1.cpu_s - p0.cpu_s) / secs).add("rejected", rejected);
+      .add("server_cores", (p1.cpu_s - p0.cpu_s) / secs).add("io_thread_cpu_s", p1.main_run_s - p0.main_run_s)
+      .add("rejected", rejected);
   r.print();
   return 0;
 }
@@ -433,7 +434,8 @@ int run_snapshot(const Options& o) {
   const ProcSample p1 = sample_process(o.server_pid);
   Result r("snapshot", o);
   r.add("preloaded", accepted).add("entries", entries).add("ack_bytes", ack_bytes).add("subscribes", rtt_ms.size())
-      .add("p50_ms", percentile(rtt_ms, 0.5)).add("p99_ms", percentile(rtt_ms, 0.99))
+      .add("p50_ms", percentile(rtt_ms, 0.5)).add("p90_ms", percentile(rtt_ms, 0.9))
+      .add("p99_ms", percentile(rtt_ms, 0.99)).add("max_ms", percentile(rtt_ms, 1.0))
       .add("server_ms_per_subscribe", rtt_ms.empty() ? 0.0 : (p1.cpu_s - p0.cpu_s) * 1e3 / double(rtt_ms.size()));
   r.print();
   return 0;

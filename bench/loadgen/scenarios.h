@@ -30,6 +30,10 @@ struct Options {
   double rate = 0;              // latency: PRES per second
   bool cycle = false;           // submit: reuse tokens in a cycle (rejection mixes)
   std::string samples_out;      // latency: every delivery as `n sent_ms latency_ms`, for plots
+  // Poll the sockets without sleeping: on loopback a frame sent to a sleeping generator makes the
+  // server's thread pay the generator's wake-up (an IPI, costly in this VM), which a server
+  // writing to a network never pays.
+  bool busy_poll = false;
 };
 
 int run_fanout(const Options& o);
