@@ -53,6 +53,15 @@ def verdict(ok):
     return "met" if ok else "**not met**"
 
 
+def slopes_between(per_pres):
+    """[(size, cost per PRES)] -> {"a->b": the cost of one added delivery between sizes a and b}."""
+    return {f"{a[0]}->{b[0]}": (b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(per_pres, per_pres[1:])}
+
+
+def slope_cells(slopes):
+    return ", ".join(f"{k}: {v:.1f}" for k, v in slopes.items())
+
+
 def flat_slopes(slopes):
     """Slopes within 1.5x of each other; None with fewer than two (one slope cannot be uneven)."""
     if len(slopes) < 2:
@@ -131,8 +140,8 @@ def main():
         # of a delivery itself is the slope between successive sizes.
         per_pres = [(int(r["subs"]), f(r, "us_per_frame") * int(r["subs"])) for r in growth]
         totals = ", ".join(f"{n}: {c / n:.1f}" for n, c in per_pres)
-        slopes = {f"{a[0]}->{b[0]}": (b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(per_pres, per_pres[1:])}
-        cells = ", ".join(f"{k}: {v:.1f}" for k, v in slopes.items())
+        slopes = slopes_between(per_pres)
+        cells = slope_cells(slopes)
         flat = flat_slopes(slopes)
         # The same slopes from the I/O thread's CPU alone: the verification (crypto thread) is a
         # per-PRES cost whose speed drifts between the runs of different sizes.
@@ -141,8 +150,7 @@ def main():
               for r in growth if f(r, "io_thread_cpu_s") > 0 and f(r, "frames") > 0]
         io_cells = ""
         if len(io) == len(growth):
-            io_cells = "; I/O thread only: " + ", ".join(
-                f"{a[0]}->{b[0]}: {(b[1] - a[1]) / (b[0] - a[0]):.1f}" for a, b in zip(io, io[1:]))
+            io_cells = "; I/O thread only: " + slope_cells(slopes_between(io))
         out.append(f"| cost growth, saturated (verification-bound; batching grows with size): µs per delivery (subs: µs) {totals}; the cost of an added delivery between sizes | "
                    f"{cells}{io_cells} | | flat from 10 to 10k (slopes within 1.5x) | {flat_verdict(flat)} |")
 
@@ -152,8 +160,8 @@ def main():
         # next: fixed part + N x one delivery, so the slope between sizes is a delivery's cost.
         per_pres = [(int(r["subs"]), f(r, "io_thread_cpu_s") * 1e6 / f(r, "pres_sent"))
                     for r in fixed if f(r, "pres_sent") > 0]
-        slopes = {f"{a[0]}->{b[0]}": (b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(per_pres, per_pres[1:])}
-        cells = ", ".join(f"{k}: {v:.1f}" for k, v in slopes.items())
+        slopes = slopes_between(per_pres)
+        cells = slope_cells(slopes)
         flat = flat_slopes(slopes)
         lat = ", ".join(f"{r['subs']}: {f(r, 'p50_ms'):.1f}" for r in fixed)
         gone = sum(int(f(r, "missing")) for r in fixed)
