@@ -39,6 +39,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/ascii.h"
+
 namespace presd::transport {
 namespace {
 
@@ -64,11 +66,6 @@ void log_exception(std::exception_ptr e, const char* what) {
   } catch (...) {
     spdlog::error("https_client: {} ended with an unknown exception", what);
   }
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
 }
 
 std::string ip_string(const asio::ip::address& address) {
@@ -159,7 +156,7 @@ struct HttpsClient::Impl : std::enable_shared_from_this<HttpsClient::Impl> {
   Impl(asio::io_context& io_, HttpsClientConfig cfg_)
       : io(io_), cfg(std::move(cfg_)), ssl_ctx(ssl::context::tls_client), purge_timer(io_) {
     std::map<std::string, std::pair<std::string, std::uint16_t>> overrides;
-    for (auto& [k, v] : cfg.resolve_override) overrides[lower(k)] = v;
+    for (auto& [k, v] : cfg.resolve_override) overrides[ascii_lowercase(k)] = v;
     cfg.resolve_override = std::move(overrides);
 
     ssl_ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
@@ -565,7 +562,8 @@ void HttpsClient::request(std::string method, std::string host, std::string targ
                           std::string content_type, std::function<void(std::variant<HttpsResponse, HttpsError>)> done) {
   auto call = std::make_shared<Call>(impl_->io);
   call->method = std::move(method);
-  call->host = lower(std::move(host));
+  ascii_lowercase_in_place(host);
+  call->host = std::move(host);
   call->target = std::move(target);
   call->body = std::move(body);
   call->content_type = std::move(content_type);
